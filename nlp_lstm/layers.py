@@ -1,0 +1,286 @@
+"""`nlp_lstm.layers.LSTM`: `keras.layers.RNN` around our `LSTMCell`, with a fast inner loop.
+
+Where the time goes in a plain `RNN(LSTMCell)` on a CPU (profiled on 2 cores, batch 64, units 64):
+each TensorFlow op costs a few microseconds to dispatch however small its tensor, and autodiff of
+the time loop runs about four matrix products per step (dh, dx, and per-step accumulations of
+d(kernel) and d(recurrent_kernel)) plus a stack push and pop for every saved intermediate. So:
+
+1. The input projection `x @ kernel + bias` runs once for the whole sequence, one large
+   matrix product, before the loop; each step then does only `h @ recurrent_kernel`.
+2. Training uses a hand-written backward pass through time (`keras.ops.custom_gradient`). Its
+   loop carries only (dh, dc) and does one matrix product per step; everything that does not
+   depend on the recurrence (gate derivatives, the mask) is computed for all steps at once
+   before the loop, and d(recurrent_kernel) is one matrix product over all steps after it.
+3. Inference runs a forward loop that saves nothing for a backward pass.
+
+Outputs, states and masking semantics are those of `keras.layers.RNN(LSTMCell(...))`; the tests
+check them against `keras.layers.LSTM` with the same weights. Activations other than
+tanh/sigmoid, and `unroll=True`, fall back to the cell-by-cell loop of `keras.layers.RNN`.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+# The backend's time loop, the one `keras.layers.RNN.inner_loop` runs: states stay loop variables
+# rather than round-tripping through a stack each step as `keras.ops.scan` does on TensorFlow.
+from keras.src import backend
+
+from nlp_lstm.cell import LSTMCell
+
+_CELL_ARGS = (
+    "units", "activation", "recurrent_activation", "use_bias", "kernel_initializer",
+    "recurrent_initializer", "bias_initializer", "unit_forget_bias", "kernel_regularizer",
+    "recurrent_regularizer", "bias_regularizer", "kernel_constraint", "recurrent_constraint",
+    "bias_constraint", "dropout", "recurrent_dropout", "seed",
+)  # fmt: skip
+
+
+def _lstm_step(z_t, h, c, recurrent_kernel, rec_mask):
+    """One step from pre-projected inputs z_t (batch, 4 * units); returns (h, c, z)."""
+    h_in = h * rec_mask if rec_mask is not None else h
+    z = z_t + ops.matmul(h_in, recurrent_kernel)  # (batch, 4 * units)
+    z_i, z_f, z_c, z_o = ops.split(z, 4, axis=-1)
+    c_new = ops.sigmoid(z_f) * c + ops.sigmoid(z_i) * ops.tanh(z_c)
+    h_new = ops.sigmoid(z_o) * ops.tanh(c_new)
+    return h_new, c_new, z
+
+
+def _lstm_forward(zx, h0, c0, recurrent_kernel, mask, rec_mask, return_sequences=True):
+    """Inference loop; saves nothing for a backward pass.
+
+    Args: zx (batch, time, 4 * units) pre-projected inputs; h0, c0 (batch, units) initial states;
+    mask (batch, time) bool or None; rec_mask (batch, units) recurrent dropout mask or None.
+    Returns the outputs (batch, time, units), as keras.layers.RNN gives them (a masked step
+    repeats the last output, zeros before any), or only the last (batch, 1, units); and h, c.
+    """
+
+    def step(z_t, states):
+        h, c, _ = _lstm_step(z_t, states[0], states[1], recurrent_kernel, rec_mask)
+        return h, [h, c]
+
+    _, hs, (h, c) = backend.rnn(step, zx, [h0, c0], mask=mask, return_all_outputs=return_sequences)
+    return hs, h, c
+
+
+def _lstm_train(zx, h0, c0, recurrent_kernel, mask, rec_mask):
+    """Training loop with a hand-written backward pass; arguments and results as `_lstm_forward`."""
+    units = h0.shape[-1]
+    has_mask, has_rec_mask = mask is not None, rec_mask is not None
+
+    @ops.custom_gradient
+    def recurrence(zx, h0, c0, recurrent_kernel):
+        def step(z_t, states):
+            h, c, z = _lstm_step(z_t, states[0], states[1], recurrent_kernel, rec_mask)
+            return (h, c, z), [h, c]
+
+        # hs, cs: the states after each step (zeros before a sequence's first unmasked step).
+        _, (hs, cs, zs), (h_last, c_last) = backend.rnn(step, zx, [h0, c0], mask=mask)
+
+        def grad(*args, upstream=None):
+            d_hs, d_h_last, d_c_last = upstream if upstream is not None else args
+            h_prev = ops.concatenate([h0[:, None], hs[:, :-1]], axis=1)  # (batch, time, units)
+            c_prev = ops.concatenate([c0[:, None], cs[:, :-1]], axis=1)
+            if has_mask:
+                kept = ops.cast(mask[..., None], zx.dtype)  # (batch, time, 1)
+                # Before its first unmasked step a sequence's state is the initial one, and its
+                # outputs there are constant zeros that take no gradient.
+                seen = ops.cast(ops.cumsum(kept, axis=1) > 0, zx.dtype)
+                seen_before = ops.concatenate([ops.zeros_like(seen[:, :1]), seen[:, :-1]], axis=1)
+                h_prev = seen_before * h_prev + (1.0 - seen_before) * h0[:, None]
+                c_prev = seen_before * c_prev + (1.0 - seen_before) * c0[:, None]
+                d_hs = d_hs * seen
+            # Everything that does not depend on the recurrence, for all steps at once.
+            z_i, z_f, z_c, z_o = ops.split(zs, 4, axis=-1)  # (batch, time, units) each
+            i, f, o, g = ops.sigmoid(z_i), ops.sigmoid(z_f), ops.sigmoid(z_o), ops.tanh(z_c)
+            c_new = f * c_prev + i * g
+            tanh_c = ops.tanh(c_new)
+            # Per step: dc += dh * dc_from_dh; dz = [dc, dc, dc, dh] * gate_scale.
+            dc_from_dh = o * (1.0 - tanh_c * tanh_c)
+            gate_scale = ops.concatenate(
+                [g * i * (1.0 - i), c_prev * f * (1.0 - f), i * (1.0 - g * g), tanh_c * o * (1.0 - o)],
+                axis=-1,
+            )  # (batch, time, 4 * units)
+            forget = f
+            pieces = [d_hs, dc_from_dh, gate_scale, forget]
+            if has_mask:
+                # A masked step hands its gradient straight to the previous state.
+                pieces = [d_hs, dc_from_dh * kept, gate_scale * kept, forget * kept, 1.0 - kept]
+            # One (batch, time, 7 * units [+ 1]) tensor: one read per step instead of five.
+            packed = ops.concatenate(pieces, axis=-1)
+            splits = [units, 2 * units, 6 * units, 7 * units]
+            recurrent_kernel_t = ops.transpose(recurrent_kernel)
+
+            def back_step(packed_t, states):
+                dh, dc = states
+                parts = ops.split(packed_t, splits, axis=-1)
+                d_h_out, dc_from_dh_t, gate_scale_t, forget_t = parts[:4]
+                dh = dh + d_h_out
+                dc_total = dc + dh * dc_from_dh_t
+                dz = ops.concatenate([dc_total, dc_total, dc_total, dh], axis=-1) * gate_scale_t
+                dh_prev = ops.matmul(dz, recurrent_kernel_t)  # (batch, units)
+                if has_rec_mask:
+                    dh_prev = dh_prev * rec_mask
+                dc_prev = dc_total * forget_t
+                if has_mask:
+                    passed_t = parts[4]  # (batch, 1)
+                    dh_prev = dh_prev + passed_t * dh
+                    dc_prev = dc_prev + passed_t * dc
+                return dz, [dh_prev, dc_prev]
+
+            _, d_zs, (d_h0, d_c0) = backend.rnn(
+                back_step, packed, [d_h_last, d_c_last], go_backwards=True
+            )
+            d_zs = ops.flip(d_zs, axis=1)  # the loop emitted them last step first
+            h_in = h_prev * rec_mask[:, None] if has_rec_mask else h_prev
+            # d(recurrent_kernel) for all steps in one product: (units, batch*time) @ (batch*time, 4u)
+            d_recurrent_kernel = ops.matmul(
+                ops.transpose(ops.reshape(h_in, (-1, units))), ops.reshape(d_zs, (-1, 4 * units))
+            )
+            return d_zs, d_h0, d_c0, d_recurrent_kernel
+
+        return (hs, h_last, c_last), grad
+
+    return recurrence(zx, h0, c0, recurrent_kernel)
+
+
+@keras.saving.register_keras_serializable(package="nlp_lstm")
+class LSTM(keras.layers.RNN):
+    """Long short-term memory layer: `keras.layers.LSTM`'s interface over `nlp_lstm.cell.LSTMCell`.
+
+    Args:
+        units: Size of the hidden and cell states.
+        activation, recurrent_activation, use_bias, *_initializer, unit_forget_bias,
+        *_regularizer, *_constraint, dropout, recurrent_dropout, seed: as for `LSTMCell`.
+        return_sequences: Return the output of every step, (batch, time, units), not only the last.
+        return_state: Also return the final states `h` and `c`.
+        go_backwards: Read the sequence from its end.
+        stateful: Carry the final states of a batch into the next batch.
+        unroll: Unroll the time loop (uses the plain cell-by-cell loop).
+
+    Example:
+
+    >>> import numpy as np
+    >>> from nlp_lstm.layers import LSTM
+    >>> lstm = LSTM(4, return_sequences=True)
+    >>> tuple(lstm(np.ones((2, 3, 5), "float32")).shape)
+    (2, 3, 4)
+    """
+
+    def __init__(
+        self,
+        units: int,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias: bool = True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        unit_forget_bias: bool = True,
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        seed: int | None = None,
+        return_sequences: bool = False,
+        return_state: bool = False,
+        go_backwards: bool = False,
+        stateful: bool = False,
+        unroll: bool = False,
+        **kwargs,
+    ):
+        kwargs.pop("use_cudnn", None)  # accepted for drop-in use; we have one implementation
+        kwargs.pop("implementation", None)
+        cell = LSTMCell(
+            units,
+            activation=activation,
+            recurrent_activation=recurrent_activation,
+            use_bias=use_bias,
+            kernel_initializer=kernel_initializer,
+            recurrent_initializer=recurrent_initializer,
+            bias_initializer=bias_initializer,
+            unit_forget_bias=unit_forget_bias,
+            kernel_regularizer=kernel_regularizer,
+            recurrent_regularizer=recurrent_regularizer,
+            bias_regularizer=bias_regularizer,
+            kernel_constraint=kernel_constraint,
+            recurrent_constraint=recurrent_constraint,
+            bias_constraint=bias_constraint,
+            dropout=dropout,
+            recurrent_dropout=recurrent_dropout,
+            seed=seed,
+            dtype=kwargs.get("dtype"),
+            trainable=kwargs.get("trainable", True),
+            name="lstm_cell",
+        )
+        super().__init__(
+            cell,
+            return_sequences=return_sequences,
+            return_state=return_state,
+            go_backwards=go_backwards,
+            stateful=stateful,
+            unroll=unroll,
+            activity_regularizer=activity_regularizer,
+            **kwargs,
+        )
+        self.input_spec = keras.layers.InputSpec(ndim=3)
+
+    def _fast_path_applies(self) -> bool:
+        cell = self.cell
+        return (
+            not self.unroll
+            and cell.activation is keras.activations.tanh
+            and cell.recurrent_activation is keras.activations.sigmoid
+        )
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        if not self._fast_path_applies():
+            return super().inner_loop(sequences, initial_state, mask, training=training)
+        if isinstance(mask, (list, tuple)):
+            mask = mask[0]
+        cell = self.cell
+        h0, c0 = initial_state[0], initial_state[1]
+        x = sequences  # (batch, time, input_dim)
+        if training and cell.dropout > 0.0:
+            # One mask per sequence, drawn by RNN.call before the loop; (batch, 1, input_dim).
+            x = x * ops.expand_dims(cell.get_dropout_mask(x[:, 0, :]), 1)
+        rec_mask = None
+        if training and cell.recurrent_dropout > 0.0:
+            rec_mask = cell.get_recurrent_dropout_mask(h0)  # (batch, units)
+
+        zx = ops.matmul(x, cell.kernel)  # (batch, time, 4 * units), one product for all steps
+        if cell.use_bias:
+            zx = zx + cell.bias
+        if mask is not None:
+            mask = ops.cast(mask, "bool")  # (batch, time)
+        if self.go_backwards:
+            zx = ops.flip(zx, axis=1)
+            mask = ops.flip(mask, axis=1) if mask is not None else None
+        # A tensor, not the variable: the custom gradient returns d(recurrent_kernel) as an input's.
+        recurrent_kernel = ops.cast(cell.recurrent_kernel, zx.dtype)  # (units, 4 * units)
+        if training:
+            hs, h, c = _lstm_train(zx, h0, c0, recurrent_kernel, mask, rec_mask)
+        else:
+            hs, h, c = _lstm_forward(
+                zx, h0, c0, recurrent_kernel, mask, rec_mask, return_sequences=self.return_sequences
+            )
+        if mask is not None and self.zero_output_for_mask:
+            hs = ops.where(mask[..., None], hs, ops.zeros_like(hs))
+        return hs[:, -1], hs, [h, c]
+
+    def get_config(self):
+        config = super().get_config()
+        cell_config = self.cell.get_config()
+        del config["cell"]
+        config.update({name: cell_config[name] for name in _CELL_ARGS})
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
