@@ -274,6 +274,18 @@ class LSTM(keras.layers.RNN):
             hs = ops.where(mask[..., None], hs, ops.zeros_like(hs))
         return hs[:, -1], hs, [h, c]
 
+    @property
+    def units(self) -> int:
+        return self.cell.units
+
+    @property
+    def dropout(self) -> float:
+        return self.cell.dropout
+
+    @property
+    def recurrent_dropout(self) -> float:
+        return self.cell.recurrent_dropout
+
     def get_config(self):
         config = super().get_config()
         cell_config = self.cell.get_config()
