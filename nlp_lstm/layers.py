@@ -79,7 +79,8 @@ def _lstm_train(zx, h0, c0, recurrent_kernel, mask, rec_mask):
         _, (hs, cs, zs), (h_last, c_last) = backend.rnn(step, zx, [h0, c0], mask=mask)
 
         def grad(*args, upstream=None):
-            d_hs, d_h_last, d_c_last = upstream if upstream is not None else args
+            d_packed = upstream if upstream is not None else args[0]  # (batch, time + 2, units)
+            d_hs, d_h_last, d_c_last = d_packed[:, :-2], d_packed[:, -2], d_packed[:, -1]
             h_prev = ops.concatenate([h0[:, None], hs[:, :-1]], axis=1)  # (batch, time, units)
             c_prev = ops.concatenate([c0[:, None], cs[:, :-1]], axis=1)
             if has_mask:
@@ -140,9 +141,12 @@ def _lstm_train(zx, h0, c0, recurrent_kernel, mask, rec_mask):
             )
             return d_zs, d_h0, d_c0, d_recurrent_kernel
 
-        return (hs, h_last, c_last), grad
+        # One output tensor, (batch, time + 2, units): hs, then the final h and c. Keras's
+        # custom_gradient takes a single upstream gradient on some backends (torch).
+        return ops.concatenate([hs, h_last[:, None], c_last[:, None]], axis=1), grad
 
-    return recurrence(zx, h0, c0, recurrent_kernel)
+    packed = recurrence(zx, h0, c0, recurrent_kernel)
+    return packed[:, :-2], packed[:, -2], packed[:, -1]
 
 
 @keras.saving.register_keras_serializable(package="nlp_lstm")

@@ -26,7 +26,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 from nlp_lstm.cell import LSTMCell  # noqa: E402
 from nlp_lstm.layers import LSTM  # noqa: E402
@@ -63,7 +62,7 @@ def build(kind: str, units: int, config: BenchConfig, length: int, jit: bool) ->
     return model
 
 
-def time_model(model: keras.Model, x: tf.Tensor, y: tf.Tensor, steps: int) -> tuple[float, float]:
+def time_model(model: keras.Model, x: np.ndarray, y: np.ndarray, steps: int) -> tuple[float, float]:
     """Seconds per batch for a training step and for an inference step."""
     start = time.perf_counter()
     for _ in range(steps):
@@ -78,8 +77,8 @@ def time_model(model: keras.Model, x: tf.Tensor, y: tf.Tensor, steps: int) -> tu
 
 def bench_shape(config: BenchConfig, length: int, units: int) -> list[dict]:
     rng = np.random.default_rng(config.seed)
-    x = tf.constant(rng.integers(1, config.vocabulary, (config.batch, length)), dtype=tf.int32)
-    y = tf.constant(rng.integers(0, 2, (config.batch, 1)), dtype=tf.float32)
+    x = rng.integers(1, config.vocabulary, (config.batch, length)).astype("int32")
+    y = rng.integers(0, 2, (config.batch, 1)).astype("float32")
     models = {}
     for kind in KINDS:
         for jit in config.xla:
@@ -108,6 +107,25 @@ def bench_shape(config: BenchConfig, length: int, units: int) -> list[dict]:
     return rows
 
 
+def backend_version() -> str:
+    """The backend's version and whether it sees a GPU (the benchmark runs on any Keras backend)."""
+    name = keras.backend.backend()
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        return f"{tf.__version__}, GPU: {bool(tf.config.list_physical_devices('GPU'))}"
+    if name == "torch":
+        import torch
+
+        gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+        return f"{torch.__version__}, GPU: {gpu} (keras.layers.LSTM runs cuDNN through torch.nn.LSTM)"
+    if name == "jax":
+        import jax
+
+        return f"{jax.__version__}, devices: {jax.devices()}"
+    return ""
+
+
 def format_row(row: dict) -> str:
     return (
         f"| {row['length']:>4} | {row['units']:>4} | {row['kind']:<17} | {'yes' if row['jit'] else 'no':<3} "
@@ -125,8 +143,8 @@ def run(config: BenchConfig) -> list[dict]:
     print(
         f"# bench_cell: batch {config.batch}, embedding {config.embedding}, {config.repeats} repeats x "
         f"{config.steps} batches, median; {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores, TF {tf.__version__}, Keras {keras.__version__}, "
-        f"GPU: {bool(tf.config.list_physical_devices('GPU'))}",
+        f"{os.cpu_count()} cores, Keras {keras.__version__} on {keras.backend.backend()} "
+        f"{backend_version()}",
         flush=True,
     )
     print(HEADER, flush=True)
@@ -147,12 +165,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats per model (median)")
     parser.add_argument("--steps", type=int, default=2, help="batches per timed repeat")
     parser.add_argument("--no-xla", action="store_true", help="skip the jit_compile=True models")
+    parser.add_argument("--embedding", type=int, default=128, help="embedding width (the LSTM's input)")
     parser.add_argument("--dry-run", action="store_true", help="one tiny shape, one step, one repeat")
     args = parser.parse_args(argv)
     config = BenchConfig(
         lengths=tuple(args.lengths),
         units=tuple(args.units),
         batch=args.batch,
+        embedding=args.embedding,
         repeats=args.repeats,
         steps=args.steps,
         xla=(False,) if args.no_xla else (False, True),
