@@ -17,6 +17,9 @@ Nothing here knows about models.
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import lzma
 import os
 import sys
 import tarfile
@@ -27,6 +30,7 @@ import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import tensorflow as tf
@@ -219,15 +223,34 @@ def _iter_folder(root: Path, wanted: set[str]) -> Iterator[tuple[str, str, bytes
                 yield folder, name, (root / folder / name).read_bytes()
 
 
+def _decompressed(file: BinaryIO) -> BinaryIO:
+    """`file` read through the decompressor its first bytes name (gzip, bzip2, xz), or as it is."""
+    magic = file.read(6)
+    file.seek(0)
+    if magic.startswith(b"\x1f\x8b"):
+        return gzip.GzipFile(fileobj=file)
+    if magic.startswith(b"BZh"):
+        return bz2.BZ2File(file)
+    if magic == b"\xfd7zXZ\x00":
+        return lzma.LZMAFile(file)
+    return file
+
+
 def _iter_archive(path: Path, wanted: set[str]) -> Iterator[tuple[str, str, bytes]]:
     """(folder, file name, bytes) of every review in the archive, in the archive's order."""
-    # Stream mode ('r|*'): one pass over the compressed bytes, nothing written to disk.
-    with tarfile.open(path, mode="r|*") as archive:
-        for member in archive:
-            parts = member.name.split("/")
-            folder = _review_folder(parts, wanted) if member.isfile() else None
-            if folder is not None:
-                yield folder, parts[-1], archive.extractfile(member).read()
+    with open(path, "rb") as file, _decompressed(file) as stream:
+        # Stream mode ('r|'): one pass over the bytes, nothing written to disk.
+        with tarfile.open(fileobj=stream, mode="r|") as archive:
+            for member in archive:
+                parts = member.name.split("/")
+                folder = _review_folder(parts, wanted) if member.isfile() else None
+                if folder is not None:
+                    yield folder, parts[-1], archive.extractfile(member).read()
+        # tarfile stops at the first empty header, and a compressed stream cut short can end in
+        # one: reading the stream to its end makes the decompressor check its end marker and
+        # checksum (EOFError or BadGzipFile), so a truncated download is never half-read.
+        while stream.read(1 << 20):
+            pass
 
 
 def _layout_error(where: Path, missing: Iterable[str], expected: Sequence[str]) -> DataError:
@@ -287,7 +310,7 @@ def read_aclimdb(
         for item in items:
             found.append(item)
             progress.tick()
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as error:
+    except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError) as error:
         if root.is_dir():
             raise DataError(f"cannot read {root}: {error}") from error
         raise DataError(

@@ -128,11 +128,17 @@ def test_missing_path_is_a_data_error(tmp_path):
         load_imdb(quiet(source=str(tmp_path / "nowhere")))
 
 
-@pytest.mark.parametrize("keep", [0.5, 0.9])
-def test_truncated_archive_is_a_data_error(tiny_aclimdb_tar, tmp_path, keep):
+def test_truncated_or_corrupt_archive_is_a_data_error(tiny_aclimdb_tar, tmp_path):
     raw = tiny_aclimdb_tar.read_bytes()
     broken = tmp_path / "broken.tar.gz"
-    broken.write_bytes(raw[: int(len(raw) * keep)])
+    # Every cut: some end inside a review, some between two, some in the gzip trailer only.
+    for cut in range(len(raw)):
+        broken.write_bytes(raw[:cut])
+        with pytest.raises(DataError, match="corrupt or truncated"):
+            read_aclimdb(broken, verbose=False)
+    flipped = bytearray(raw)
+    flipped[len(raw) // 2] ^= 0xFF
+    broken.write_bytes(bytes(flipped))
     with pytest.raises(DataError, match="corrupt or truncated"):
         load_imdb(quiet(source=str(broken)))
 
