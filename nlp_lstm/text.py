@@ -12,13 +12,14 @@ disables XLA); the vectorizer joins the model only in the exported string-in wra
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 import tensorflow as tf
+
+from nlp_lstm.files import atomic_write_text
 
 PAD_TOKEN = ""
 OOV_TOKEN = "[UNK]"
@@ -174,18 +175,7 @@ def save_vocabulary(
         vocabulary = vocabulary.get_vocabulary()
     vocabulary = [str(token) for token in vocabulary]
     _check_vocabulary(vocabulary, "vocabulary to save")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as file:
-            file.write("\n".join(vocabulary) + "\n")
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, "\n".join(vocabulary) + "\n")
 
 
 def _check_vocabulary(vocabulary: Sequence[str], what: str) -> None:

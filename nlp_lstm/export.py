@@ -1,0 +1,145 @@
+"""Export for serving: TensorFlow SavedModels in TF Serving's layout, EXPORT_DIR/<version>/.
+
+Shared helpers (the next-word export uses them too):
+
+    write_next_version(export_dir, write) -> Path
+        Calls write(temporary folder) and renames the result to EXPORT_DIR/<max existing + 1>/, so
+        TF Serving (which watches EXPORT_DIR) never sees a half-written version.
+    saved_model_op_names(path) -> set[str]
+        Every op type in a SavedModel's graphs, functions included (to check for CudnnRNN ops).
+
+The sentiment export, `export_sentiment(model_dir, export_dir)`: a string-in SavedModel whose
+`serving_default` signature takes `text` (tf.string, [None]: raw reviews, any bytes) and returns
+
+    probability  float32 [None]  P(pos)
+    label        int64   [None]  1 (pos) if probability >= 0.5, else 0 (neg): nlp_lstm.data.LABEL_NAMES
+
+Inside: the TextVectorization of the saved vocabulary with `nlp_lstm.text.standardize` (plain TF
+string ops, traced into the graph), `sentiment.vectorize_texts` and the trained model. Loading it
+needs TensorFlow alone:
+
+    import tensorflow as tf
+    serve = tf.saved_model.load("EXPORT_DIR/1").signatures["serving_default"]
+    serve(text=tf.constant(["A wonderful film."]))["probability"]
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from nlp_lstm.sentiment import load_sentiment_model, vectorize_texts
+
+
+def existing_versions(export_dir: str | os.PathLike) -> list[int]:
+    """The version numbers (all-digit folder names) under `export_dir`, ascending."""
+    folder = Path(export_dir)
+    if not folder.is_dir():
+        return []
+    return sorted(int(p.name) for p in folder.iterdir() if p.is_dir() and re.fullmatch(r"[0-9]+", p.name))
+
+
+def write_next_version(export_dir: str | os.PathLike, write: Callable[[Path], None], attempts: int = 5) -> Path:
+    """Writes a new version folder EXPORT_DIR/<max existing + 1>/ atomically.
+
+    `write(folder)` fills a temporary folder inside `export_dir` (a name TF Serving ignores); the
+    folder is then renamed to the version number. If another export took that number meanwhile,
+    the next one is tried.
+
+    Example:
+
+    >>> import pathlib, tempfile
+    >>> from nlp_lstm.export import write_next_version
+    >>> export_dir = pathlib.Path(tempfile.mkdtemp())
+    >>> (export_dir / "3").mkdir()
+    >>> write_next_version(export_dir, lambda folder: (folder / "f.txt").write_text("x")).name
+    '4'
+    >>> sorted(p.name for p in export_dir.iterdir())
+    ['3', '4']
+    """
+    folder = Path(export_dir).expanduser()
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder, prefix=".export-"))
+    try:
+        write(tmp)
+        for _ in range(attempts):
+            target = folder / str((existing_versions(folder) or [0])[-1] + 1)
+            try:
+                os.rename(tmp, target)  # fails if a concurrent export created `target`
+                return target
+            except OSError:
+                if not target.exists():
+                    raise
+        raise OSError(f"could not claim a version folder in {folder} after {attempts} tries")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def saved_model_op_names(path: str | os.PathLike) -> set[str]:
+    """Op types of every graph and function in the SavedModel at `path`.
+
+    Example (``export_path``: a SavedModel the test exported):
+
+    >>> from nlp_lstm.export import saved_model_op_names
+    >>> ops = saved_model_op_names(export_path)
+    >>> "StringLower" in ops or "RegexReplace" in ops, any("Cudnn" in op for op in ops)
+    (True, False)
+    """
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved_model = saved_model_pb2.SavedModel()
+    saved_model.ParseFromString((Path(path) / "saved_model.pb").read_bytes())
+    names: set[str] = set()
+    for meta_graph in saved_model.meta_graphs:
+        names.update(node.op for node in meta_graph.graph_def.node)
+        for function in meta_graph.graph_def.library.function:
+            names.update(node.op for node in function.node_def)
+    return names
+
+
+def export_sentiment(model_dir: str | os.PathLike, export_dir: str | os.PathLike) -> Path:
+    """Exports a sentiment model folder as a string-in SavedModel; returns EXPORT_DIR/<version>.
+
+    Raises:
+        ModelFolderError: `model_dir` is not a usable sentiment model folder.
+
+    Example (``model_dir``: a folder a tiny training wrote):
+
+    >>> import pathlib, tempfile
+    >>> import tensorflow as tf
+    >>> from nlp_lstm.export import export_sentiment
+    >>> path = export_sentiment(model_dir, pathlib.Path(tempfile.mkdtemp()) / "exports")
+    >>> serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+    >>> outputs = serve(text=tf.constant(["Loved it!", ""]))
+    >>> path.name, sorted(outputs), outputs["label"].dtype.name
+    ('1', ['label', 'probability'], 'int64')
+    """
+    loaded = load_sentiment_model(model_dir)
+    model, vectorizer, max_length = loaded.model, loaded.vectorizer, loaded.config.max_length
+
+    def serve(text: tf.Tensor) -> dict[str, tf.Tensor]:
+        ids = vectorize_texts(vectorizer, text, max_length)  # (batch, time) int64
+        probability = model(ids, training=False)[:, 0]  # (batch,) float32
+        return {"probability": probability, "label": tf.cast(probability >= 0.5, tf.int64)}
+
+    def write(folder: Path) -> None:
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        vectorizer(tf.constant([""]))  # builds the layer, which ExportArchive requires
+        archive.track(vectorizer)  # its lookup table is a resource the SavedModel must hold
+        archive.add_endpoint(
+            "serving_default", serve, input_signature=[tf.TensorSpec([None], tf.string, name="text")]
+        )
+        archive.write_out(str(folder), verbose=False)
+        cudnn = sorted(op for op in saved_model_op_names(folder) if "Cudnn" in op)
+        if cudnn:  # a GPU-only op would make the model unservable on a CPU
+            raise RuntimeError(f"the exported graph holds CuDNN ops {cudnn}; it would not serve on a CPU")
+
+    return write_next_version(export_dir, write)

@@ -1,0 +1,48 @@
+"""Atomic file writes: a temporary file in the same folder, then a rename over the target.
+
+A reader, or a kill -9 in the middle of a save, sees the old file or the new one, never half of one.
+Lowest in the package: the vocabulary (text.py) and the training outputs (training.py) both use it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as file:
+        os.fsync(file.fileno())
+
+
+def atomic_replace(path: str | os.PathLike, write: Any, suffix: str = ".tmp") -> Path:
+    """Calls write(temp_path) for a temporary file next to `path`, then renames it over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        _fsync_file(Path(tmp))
+        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; a model is for others (a server) to read too
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Writes `text` (UTF-8) to `path` atomically: a temporary file in the same folder, then `os.replace`.
+
+    Example:
+
+    >>> import pathlib, tempfile
+    >>> from nlp_lstm.files import atomic_write_text
+    >>> path = atomic_write_text(pathlib.Path(tempfile.mkdtemp()) / "note.txt", "café\\n")
+    >>> path.read_text(encoding="utf-8"), [p.name for p in path.parent.iterdir()]
+    ('café\\n', ['note.txt'])
+    """
+    return atomic_replace(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))

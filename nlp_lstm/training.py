@@ -1,0 +1,614 @@
+"""Training conveniences shared by both apps: `model.fit` with everything a long run needs, and safe writes.
+
+API (the sentiment and next-word apps both use it):
+
+    check_output_folder(out_dir, overwrite=False) -> Path
+        Call first, before reading any data: creates the folder, proves it writable, and refuses a
+        folder that already holds a finished model (a `metrics.json`) unless `overwrite`.
+    FitConfig(epochs, seed, monitor, mode, patience, backup_every, ..., dry_run)
+        How long to train, what "best" means, how often to back up. Frozen.
+    fit(model, train_ds, val_ds, out_dir, config, callbacks=()) -> FitResult
+        `model.fit` on a compiled model, resuming from `out_dir/backup/` when an earlier run of the
+        same command was killed. Writes in out_dir:
+            model.keras       the best model so far by `config.monitor`, saved atomically each time
+                              it improves; `fit` leaves these best weights in `model` when it returns
+            checkpoint.json   {"monitor", "best", "epoch"}: what model.keras holds
+            history.csv       one row per epoch, with `epoch_time_s`; appended to on resume
+            curves.png        loss and metric curves, redrawn after every epoch
+            logs/             TensorBoard logs (`tensorboard --logdir out_dir/logs`)
+            backup/           `keras.callbacks.BackupAndRestore` state while training; deleted at the end
+    has_backup(out_dir) -> bool
+        Whether `fit` would resume (the app then reuses its saved vocabulary and config).
+    atomic_write_text(path, text), atomic_write_json(path, obj), atomic_save_model(model, path)
+        Write to a temporary file in the same folder, then `os.replace`: a reader (or a kill -9)
+        sees the old file or the new one, never half of one.
+    machine_info() -> dict; write_metrics_json(path, metrics, wall_time_s) -> dict
+    read_model_config(model_dir, app=None) -> dict
+        The `config.json` of a model folder, checked (exists, parses, has the right "app").
+    OutputFolderError (an OSError), ModelFolderError: errors whose message says what to do.
+
+Resuming: Keras's BackupAndRestore restores the weights, the optimizer and the epoch number of the
+last backup (every `backup_every` steps, and at each epoch's end). An interrupted epoch runs again
+from its first batch, starting from the backed-up weights. Early stopping counts its patience from
+the resumed epoch; the best checkpoint remembers its best value across runs (checkpoint.json).
+
+Nothing here knows about IMDB or about either app's model.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from nlp_lstm.files import atomic_replace, atomic_write_text  # noqa: F401  (re-exported)
+
+MODEL_FILE = "model.keras"
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.json"
+HISTORY_FILE = "history.csv"
+CURVES_FILE = "curves.png"
+CHECKPOINT_FILE = "checkpoint.json"
+LOGS_DIR = "logs"
+BACKUP_DIR = "backup"
+
+
+class OutputFolderError(OSError):
+    """An output folder that cannot be used (not writable, or holding a model that would be lost)."""
+
+
+class ModelFolderError(Exception):
+    """A model folder that cannot be used: missing files, another app's model, a corrupt file."""
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """How `fit` trains.
+
+    Args:
+        epochs: Epochs in all, counting those done before a resume.
+        seed: Seeds Python, NumPy, TensorFlow and Keras (`keras.utils.set_random_seed`) before training.
+        monitor: The logged metric that picks the best checkpoint and drives early stopping.
+        mode: "max" if a larger `monitor` is better (accuracy), "min" if smaller is (loss, perplexity).
+        patience: Epochs without improvement before early stopping; None never stops early.
+        backup_every: Back up the training state every this many steps, or "epoch".
+        steps_per_epoch: Train on at most this many batches per epoch (None: the whole dataset).
+        validation_steps: Validate on at most this many batches (None: the whole dataset).
+        dry_run: One epoch of one training and one validation step, for CI (overrides the three above).
+        verbose: Keras's progress display: 1 bar, 2 one line per epoch, 0 silent; None picks 1 on a
+            terminal and 2 otherwise (a log file would fill with bar redraws).
+        tensorboard: Write TensorBoard logs (skipped, with a note, when the tensorboard package is missing).
+        max_minutes: Stop after the epoch when one more epoch would take the time spent in epochs
+            (counting those before a resume) past this many minutes; None trains `epochs` epochs.
+
+    Example:
+
+    >>> from nlp_lstm.training import FitConfig
+    >>> FitConfig(epochs=3, monitor="val_loss", mode="min").patience
+    2
+    """
+
+    epochs: int = 5
+    seed: int = 1337
+    monitor: str = "val_accuracy"
+    mode: str = "max"
+    patience: int | None = 2
+    backup_every: int | str = 50
+    steps_per_epoch: int | None = None
+    validation_steps: int | None = None
+    dry_run: bool = False
+    verbose: int | None = None
+    tensorboard: bool = True
+    max_minutes: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_minutes is not None and self.max_minutes <= 0:
+            raise ValueError(f"max_minutes must be None or > 0, got {self.max_minutes}")
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+        if self.mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {self.mode!r}")
+        if self.patience is not None and self.patience < 0:
+            raise ValueError(f"patience must be None or >= 0, got {self.patience}")
+        if self.backup_every != "epoch" and not (isinstance(self.backup_every, int) and self.backup_every >= 1):
+            raise ValueError(f"backup_every must be 'epoch' or an int >= 1, got {self.backup_every!r}")
+        for name in ("steps_per_epoch", "validation_steps"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be None or >= 1, got {value}")
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """What `fit` did.
+
+    Attributes:
+        history: This run's logs per epoch (Keras's `History.history`), without resumed epochs.
+        initial_epoch: The epoch this run started at (0 unless it resumed).
+        resumed: Whether this run continued an interrupted one (from its backup, maybe mid-epoch 0).
+        epochs_done: Epochs completed in all, counting those before a resume.
+        best: The best `monitor` value, that of the weights `fit` left in the model; None if no
+            epoch produced a number.
+        best_epoch: The (0-based) epoch of `best`.
+        wall_time_s: Seconds this run of `fit` took.
+        checkpoint: Path of the best model file.
+    """
+
+    history: dict[str, list[float]] = field(repr=False)
+    initial_epoch: int
+    resumed: bool
+    epochs_done: int
+    best: float | None
+    best_epoch: int | None
+    wall_time_s: float
+    checkpoint: Path
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Writes `obj` as indented JSON to `path` atomically (see `atomic_write_text`)."""
+    return atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=True) + "\n")
+
+
+def atomic_save_model(model: keras.Model, path: str | os.PathLike) -> Path:
+    """Saves `model` to the `.keras` file `path` atomically: a kill mid-save leaves the old file whole.
+
+    Example:
+
+    >>> import keras, pathlib, tempfile
+    >>> from nlp_lstm.training import atomic_save_model
+    >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    >>> path = atomic_save_model(model, pathlib.Path(tempfile.mkdtemp()) / "model.keras")
+    >>> keras.models.load_model(path).count_params()
+    4
+    """
+    if not str(path).endswith(".keras"):
+        raise ValueError(f"a Keras model file must end in .keras, got {path}")
+    # Keras insists on the .keras suffix, so the temporary name keeps it.
+    return atomic_replace(path, lambda tmp: model.save(tmp, overwrite=True), suffix=".tmp.keras")
+
+
+def check_output_folder(out_dir: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Creates `out_dir` if needed and proves it writable, before any long work starts.
+
+    Args:
+        out_dir: The folder a training run will write.
+        overwrite: Allow a folder holding a finished model (a metrics.json). Nothing is removed
+            here: the caller removes the old metrics.json once its run starts writing (after the
+            data loaded), so a run that fails early leaves the old model whole.
+
+    Raises:
+        OutputFolderError: The folder cannot be created or written, or holds a finished model and
+            `overwrite` is False.
+
+    Example:
+
+    >>> import pathlib, tempfile
+    >>> from nlp_lstm.training import OutputFolderError, check_output_folder
+    >>> out = check_output_folder(pathlib.Path(tempfile.mkdtemp()) / "run")
+    >>> _ = (out / "metrics.json").write_text("{}")
+    >>> try:
+    ...     check_output_folder(out)
+    ... except OutputFolderError as error:
+    ...     print("refused")
+    refused
+    """
+    out = Path(out_dir).expanduser()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=out, prefix=".write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as error:
+        raise OutputFolderError(
+            f"cannot write to the output folder {out} ({error.strerror or error}); pass --out with a "
+            f"folder you can write to"
+        ) from error
+    if (out / METRICS_FILE).exists() and not has_backup(out) and not overwrite:
+        raise OutputFolderError(
+            f"{out} already holds a trained model ({METRICS_FILE} is there); pass --out with another "
+            f"folder, or --overwrite to replace it"
+        )
+    return out
+
+
+def has_backup(out_dir: str | os.PathLike) -> bool:
+    """Whether `out_dir` holds the backup of an interrupted `fit` (which the next `fit` resumes)."""
+    backup = Path(out_dir) / BACKUP_DIR
+    return backup.is_dir() and any(backup.iterdir())
+
+
+def _backed_up_epoch(out_dir: Path) -> int:
+    """The epoch BackupAndRestore will resume at (its training_metadata.json), 0 if unknown."""
+    try:
+        return int(json.loads((out_dir / BACKUP_DIR / "training_metadata.json").read_text())["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
+def _read_history(path: Path) -> list[dict[str, str]]:
+    if not path.exists():
+        return []
+    with open(path, newline="", encoding="utf-8") as file:
+        return list(csv.DictReader(file))
+
+
+def _keep_history_before(path: Path, epoch: int) -> None:
+    """Drops history rows of epochs >= `epoch` (a kill between the CSV row and the backup leaves one)."""
+    rows = _read_history(path)
+    kept = [row for row in rows if int(float(row["epoch"])) < epoch]
+    if len(kept) == len(rows):
+        return
+    fields = list(rows[0].keys())
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as file:
+            writer = csv.DictWriter(file, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(kept)
+
+    atomic_replace(path, write)
+
+
+def plot_history(history_csv: str | os.PathLike, png: str | os.PathLike) -> Path | None:
+    """Draws each logged quantity (train and val) against the epoch into `png`; None if no rows yet.
+
+    Example:
+
+    >>> import pathlib, tempfile
+    >>> from nlp_lstm.training import plot_history
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "h.csv").write_text("epoch,loss,val_loss\\n0,0.7,0.69\\n1,0.5,0.6\\n")
+    >>> plot_history(folder / "h.csv", folder / "curves.png").stat().st_size > 0
+    True
+    """
+    rows = _read_history(Path(history_csv))
+    if not rows:
+        return None
+    # The object-oriented API: no pyplot, so no global backend switch and no display needed.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    epochs = [int(float(row["epoch"])) + 1 for row in rows]
+    names = [k for k in rows[0] if k != "epoch" and not k.startswith("val_") and k != "epoch_time_s"]
+    names = [k for k in names if k not in ("learning_rate",)] or names
+    # No layout engine: "constrained" doubles the drawing time, and this runs after every epoch.
+    figure = Figure(figsize=(4.5 * max(len(names), 1), 3.5))
+    figure.subplots_adjust(left=0.08, right=0.98, bottom=0.15, top=0.9, wspace=0.25)
+    FigureCanvasAgg(figure)
+    for index, name in enumerate(names):
+        axes = figure.add_subplot(1, len(names), index + 1)
+        for key, style in ((name, "o-"), (f"val_{name}", "s--")):
+            if key in rows[0]:
+                values = [float(row[key]) if row[key] not in ("", "NA") else math.nan for row in rows]
+                axes.plot(epochs, values, style, label=key)
+        axes.set_xlabel("epoch")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.set_title(name)
+        axes.grid(alpha=0.3)
+        axes.legend()
+    return atomic_replace(png, lambda tmp: figure.savefig(tmp, format="png", dpi=80), suffix=".tmp.png")
+
+
+class _EpochTimer(keras.callbacks.Callback):
+    """Adds `epoch_time_s` to the epoch's logs (so history.csv adds up the time across resumes)."""
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is not None:
+            logs["epoch_time_s"] = time.perf_counter() - self.start
+
+
+class _AtomicBestCheckpoint(keras.callbacks.Callback):
+    """Saves the model atomically whenever `monitor` improves on the best so far (kept in a JSON file).
+
+    ModelCheckpoint writes its file in place, so a kill mid-save would destroy the best model.
+    """
+
+    def __init__(self, path: Path, record: Path, monitor: str, mode: str, best: float | None):
+        super().__init__()
+        self.path, self.record, self.monitor, self.mode = path, record, monitor, mode
+        self.best = best
+        self.best_epoch: int | None = None
+
+    def _improves(self, value: float) -> bool:
+        if math.isnan(value):
+            return False
+        if self.best is None:
+            return True
+        return value > self.best if self.mode == "max" else value < self.best
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        if self.monitor not in logs:
+            raise KeyError(
+                f"monitor {self.monitor!r} is not among the logged values {sorted(logs)}: pass a "
+                f"validation dataset and compile the model with that metric"
+            )
+        value = float(logs[self.monitor])
+        if self._improves(value):
+            atomic_save_model(self.model, self.path)
+            self.best, self.best_epoch = value, epoch
+            atomic_write_json(self.record, {"monitor": self.monitor, "best": value, "epoch": epoch})
+
+
+class _TimeBudget(keras.callbacks.Callback):
+    """Stops training after an epoch when another one, as long as the average so far, would overrun."""
+
+    def __init__(self, budget_s: float, spent_before_s: float):
+        super().__init__()
+        self.budget_s, self.spent_before_s = budget_s, spent_before_s
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.start, self.epochs = time.perf_counter(), 0
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.epochs += 1
+        spent_here = time.perf_counter() - self.start
+        per_epoch = spent_here / self.epochs
+        if self.spent_before_s + spent_here + per_epoch > self.budget_s:
+            self.model.stop_training = True
+            print(
+                f"stopping after epoch {epoch + 1}: another (~{per_epoch:.0f} s) would pass the time budget "
+                f"of {self.budget_s / 60:.0f} min",
+                file=sys.stderr,
+            )
+
+
+class _PlotCurves(keras.callbacks.Callback):
+    """Redraws curves.png from history.csv after every epoch (after CSVLogger has written its row)."""
+
+    def __init__(self, history_csv: Path, png: Path):
+        super().__init__()
+        self.history_csv, self.png = history_csv, png
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        plot_history(self.history_csv, self.png)
+
+
+def _tensorboard_installed() -> bool:
+    """Whether tf.summary can write (it needs the tensorboard package, which TensorFlow no longer pulls in)."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is not None:
+        return True
+    print("note: the tensorboard package is not installed; no TensorBoard logs (pip install tensorboard)", file=sys.stderr)
+    return False
+
+
+def _limited(ds: tf.data.Dataset | None, steps: int | None) -> tf.data.Dataset | None:
+    """`ds` cut to `steps` batches, with a known number of batches."""
+    if ds is None:
+        return None
+    if steps is not None:
+        ds = ds.take(steps)
+    if int(ds.cardinality()) != tf.data.UNKNOWN_CARDINALITY:
+        return ds
+    # Bucketed batches have no static count, so Keras would warn that the data "ran out" after every
+    # first epoch and show no total in the progress bar. One pass counts them: the pipeline's
+    # .cache() fills on it, so the first epoch does not pay for it again. The count does not depend
+    # on the shuffle order (each length bucket ends with one partial batch, whatever the order).
+    count = int(ds.reduce(tf.constant(0, tf.int64), lambda count, *_: count + 1))
+    return ds.apply(tf.data.experimental.assert_cardinality(count))
+
+
+def fit(
+    model: keras.Model,
+    train_ds: tf.data.Dataset,
+    val_ds: tf.data.Dataset,
+    out_dir: str | os.PathLike,
+    config: FitConfig,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> FitResult:
+    """Trains a compiled, built model with checkpoints, early stopping, logs, curves and resume.
+
+    Rerunning the same code after the process was killed (even kill -9, mid-epoch) resumes from
+    `out_dir/backup/`. Without a backup, the run starts fresh and replaces the files listed at the
+    top of this module.
+
+    Args:
+        model: A compiled model, built (e.g. a functional model), logging `config.monitor`.
+        train_ds: Batches of (inputs, targets) for training.
+        val_ds: Batches of (inputs, targets) for validation.
+        out_dir: The output folder (see `check_output_folder`).
+        config: Epochs, seed, what to monitor, how often to back up.
+        callbacks: More Keras callbacks, run after this module's own and before the backup.
+
+    Returns:
+        A FitResult; `model` holds the weights of the best checkpoint.
+
+    Example (``model``, ``train_ds``, ``val_ds``: a tiny model and data the test makes):
+
+    >>> import pathlib, tempfile
+    >>> from nlp_lstm.training import FitConfig, fit
+    >>> out = pathlib.Path(tempfile.mkdtemp())
+    >>> result = fit(model, train_ds, val_ds, out, FitConfig(epochs=2, verbose=0, tensorboard=False))
+    >>> result.epochs_done, result.resumed, sorted(p.name for p in out.iterdir())
+    (2, False, ['checkpoint.json', 'curves.png', 'history.csv', 'model.keras'])
+    """
+    start = time.perf_counter()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if config.dry_run:
+        config = replace(config, epochs=1, steps_per_epoch=1, validation_steps=1)
+    keras.utils.set_random_seed(config.seed)
+    checkpoint, record = out / MODEL_FILE, out / CHECKPOINT_FILE
+    history_csv, logs_dir = out / HISTORY_FILE, out / LOGS_DIR
+    resuming = has_backup(out)
+    initial_epoch = _backed_up_epoch(out) if resuming else 0  # where BackupAndRestore will start
+    best = None
+    if resuming:
+        _keep_history_before(history_csv, initial_epoch)
+        try:
+            saved = json.loads(record.read_text(encoding="utf-8"))
+            best = float(saved["best"]) if saved.get("monitor") == config.monitor else None
+        except (OSError, ValueError, KeyError, TypeError):
+            best = None
+    else:
+        # A fresh start: nothing of an earlier run may mix into this one's history and logs.
+        for stale in (history_csv, record):
+            stale.unlink(missing_ok=True)
+        shutil.rmtree(logs_dir, ignore_errors=True)
+
+    best_checkpoint = _AtomicBestCheckpoint(checkpoint, record, config.monitor, config.mode, best)
+    own: list[keras.callbacks.Callback] = [_EpochTimer(), best_checkpoint]
+    if config.patience is not None:
+        own.append(
+            keras.callbacks.EarlyStopping(
+                monitor=config.monitor, mode=config.mode, patience=config.patience, restore_best_weights=True
+            )
+        )
+    own += [keras.callbacks.CSVLogger(str(history_csv), append=resuming), _PlotCurves(history_csv, out / CURVES_FILE)]
+    if config.max_minutes is not None:
+        own.append(_TimeBudget(config.max_minutes * 60, training_time_s(out) if resuming else 0.0))
+    if config.tensorboard and _tensorboard_installed():
+        own.append(keras.callbacks.TensorBoard(str(logs_dir), write_graph=False, profile_batch=0))
+    # Last, so that an epoch's backup is written only after everything above has recorded that epoch.
+    backup = keras.callbacks.BackupAndRestore(
+        str(out / BACKUP_DIR), save_freq=config.backup_every, double_checkpoint=True, delete_checkpoint=True
+    )
+    verbose = config.verbose if config.verbose is not None else (1 if sys.stdout.isatty() else 2)
+    keras_history = model.fit(
+        _limited(train_ds, config.steps_per_epoch),
+        validation_data=_limited(val_ds, config.validation_steps),
+        epochs=config.epochs,
+        callbacks=[*own, *callbacks, backup],
+        verbose=verbose,
+        shuffle=False,  # a tf.data pipeline shuffles itself; Keras would only warn
+    )
+    if record.exists() and checkpoint.exists():  # the record: the checkpoint is of this run (or the resumed one)
+        model.load_weights(checkpoint)  # the best weights, whichever run found them
+    saved = json.loads(record.read_text(encoding="utf-8")) if record.exists() else {}
+    if not keras_history.epoch:  # resumed after the last epoch: no epoch drew the curves this run
+        plot_history(history_csv, out / CURVES_FILE)
+    return FitResult(
+        history={k: [float(v) for v in values] for k, values in keras_history.history.items()},
+        initial_epoch=initial_epoch,
+        resumed=resuming,
+        epochs_done=initial_epoch + len(keras_history.epoch),
+        best=saved.get("best"),
+        best_epoch=saved.get("epoch"),
+        wall_time_s=time.perf_counter() - start,
+        checkpoint=checkpoint,
+    )
+
+
+def training_time_s(out_dir: str | os.PathLike) -> float:
+    """Seconds spent in epochs in all, across resumes (the sum of history.csv's `epoch_time_s`)."""
+    return sum(float(row.get("epoch_time_s") or 0.0) for row in _read_history(Path(out_dir) / HISTORY_FILE))
+
+
+def machine_info() -> dict[str, Any]:
+    """The machine and software a figure was measured on.
+
+    Example:
+
+    >>> from nlp_lstm.training import machine_info
+    >>> sorted(machine_info())
+    ['cpu_count', 'cpus_usable', 'gpus', 'keras', 'machine', 'platform', 'processor', 'python', 'tensorflow']
+    """
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        usable = os.cpu_count()
+    return {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": usable,
+        "gpus": [device.name for device in tf.config.list_physical_devices("GPU")],
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+    }
+
+
+def write_metrics_json(path: str | os.PathLike, metrics: Mapping[str, Any], wall_time_s: float) -> dict[str, Any]:
+    """Writes `metrics` with the wall time and `machine_info()` to `path` (atomically); returns what it wrote.
+
+    Example:
+
+    >>> import json, pathlib, tempfile
+    >>> from nlp_lstm.training import write_metrics_json
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "metrics.json"
+    >>> written = write_metrics_json(path, {"test_accuracy": 0.9}, wall_time_s=12.5)
+    >>> json.loads(path.read_text())["wall_time_s"], written["machine"]["cpu_count"] > 0
+    (12.5, True)
+    """
+    written = {**metrics, "wall_time_s": round(float(wall_time_s), 3), "machine": machine_info()}
+    atomic_write_json(path, written)
+    return written
+
+
+def read_model_config(model_dir: str | os.PathLike, app: str | None = None) -> dict[str, Any]:
+    """Reads and checks a model folder's config.json (which must name its "app").
+
+    Args:
+        model_dir: The folder a training run wrote.
+        app: The app it must belong to ("sentiment", "nextword"); None accepts any.
+
+    Raises:
+        ModelFolderError: No such folder, no or unreadable config.json, or another app's model.
+
+    Example:
+
+    >>> import pathlib, tempfile
+    >>> from nlp_lstm.training import ModelFolderError, read_model_config
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "config.json").write_text('{"app": "nextword"}')
+    >>> read_model_config(folder)["app"]
+    'nextword'
+    >>> try:
+    ...     read_model_config(folder, app="sentiment")
+    ... except ModelFolderError as error:
+    ...     print(str(error).split(":")[0].endswith("not a sentiment model"))
+    True
+    """
+    folder = Path(model_dir).expanduser()
+    if not folder.is_dir():
+        raise ModelFolderError(
+            f"{folder} is not a folder; pass --model with the folder a training run wrote "
+            f"(nlp-lstm train {app or 'sentiment'} --out FOLDER)"
+        )
+    path = folder / CONFIG_FILE
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelFolderError(
+            f"{folder} is not a model folder: it has no {CONFIG_FILE} (a training run writes one)"
+        ) from None
+    except (OSError, ValueError) as error:
+        raise ModelFolderError(f"cannot read {path} ({error}); train the model again") from error
+    if not isinstance(config, dict) or "app" not in config:
+        raise ModelFolderError(f"{path} does not say which app it belongs to (no \"app\"); train the model again")
+    if app is not None and config["app"] != app:
+        raise ModelFolderError(
+            f"{folder} is not a {app} model: its {CONFIG_FILE} says app={config['app']!r}"
+        )
+    return config
+
+
+def require_files(folder: str | os.PathLike, names: Iterable[str]) -> None:
+    """Raises ModelFolderError naming the files of `names` missing from `folder`."""
+    missing = [name for name in names if not (Path(folder) / name).is_file()]
+    if missing:
+        raise ModelFolderError(
+            f"{folder} lacks {', '.join(missing)}: its training did not finish or the files were "
+            f"moved; rerun the train command with --out {folder} to resume or finish it"
+        )

@@ -1,0 +1,232 @@
+"""Tests of nlp_lstm.sentiment on the tiny aclImdb (conftest.py) and one tiny model trained once."""
+
+from __future__ import annotations
+
+import dataclasses
+import doctest
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from nlp_lstm import sentiment
+from nlp_lstm.data import DataConfig, DataError
+from nlp_lstm.sentiment import (
+    SentimentConfig,
+    build_sentiment_model,
+    dry_run_config,
+    evaluate_sentiment,
+    load_sentiment_model,
+    predict_sentiment,
+    train_sentiment,
+    vectorize_texts,
+)
+from nlp_lstm.text import VectorizerConfig, make_classification_dataset, vectorizer_from_vocabulary
+from nlp_lstm.training import FitConfig, ModelFolderError, OutputFolderError
+from sentiment_helpers import tiny_sentiment_model
+
+# Texts a user may send: empty, blank, 1 MB, not UTF-8, emoji, other scripts, markup only.
+AWKWARD_TEXTS = [
+    "",
+    "   \n\t ",
+    "great " * 170_000,  # ~1 MB
+    b"caf\xe9 cr\xe8me \xff\xfe broken bytes",
+    "terrible film \udcff with a lone surrogate",  # what Python makes of a non-UTF-8 argv
+    "\U0001F600\U0001F600\U0001F62C",
+    "これは素晴らしい映画です",
+    "فيلم رائع",
+    "<br /><br />",
+]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Path, Path]:
+    return tiny_sentiment_model(tmp_path_factory)
+
+
+@pytest.fixture
+def model_copy(trained, tmp_path) -> Path:
+    """A copy of the tiny model folder that a test may damage."""
+    return Path(shutil.copytree(trained[1], tmp_path / "model"))
+
+
+def quiet_data(source: Path, **kwargs) -> DataConfig:
+    return DataConfig(source=str(source), verbose=False, **kwargs)
+
+
+def test_docstring_examples_run(trained):
+    acl_imdb, model_dir = trained
+    results = doctest.testmod(sentiment, extraglobs={"acl_imdb": str(acl_imdb), "model_dir": str(model_dir)})
+    assert results.attempted >= 20 and results.failed == 0
+
+
+def test_model_folder_holds_what_the_issue_lists(trained):
+    _, model_dir = trained
+    names = {p.name for p in model_dir.iterdir()}
+    assert {"model.keras", "vocabulary.txt", "config.json", "metrics.json", "history.csv", "curves.png"} <= names
+    config = json.loads((model_dir / "config.json").read_text())
+    assert config["app"] == "sentiment" and config["labels"] == ["neg", "pos"]
+    assert SentimentConfig.from_dict(config["sentiment"]) == dry_run_config()
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    assert {"val_accuracy", "test_accuracy", "epochs", "wall_time_s", "machine"} <= set(metrics)
+    assert metrics["test"]["n"] == 4 and metrics["sizes"] == {"train": 7, "val": 1, "test": 4}
+
+
+def test_masking_makes_padding_irrelevant():
+    model = build_sentiment_model(SentimentConfig(max_tokens=30, embedding_dim=6, units=3, seed=3))
+    ids = np.array([[4, 9, 2, 7, 0, 0, 0, 0], [5, 0, 0, 0, 0, 0, 0, 0]])  # (2, 8)
+    padded = model(ids).numpy()
+    for row, length in ((0, 4), (1, 1)):
+        alone = model(ids[row : row + 1, :length]).numpy()
+        np.testing.assert_allclose(padded[row], alone[0], atol=1e-6)
+
+
+def test_vectorize_texts_gives_the_training_pipeline_ids():
+    vocabulary = ["", "[UNK]", "film", "good", "bad", "plot", "the"]
+    vectorizer = vectorizer_from_vocabulary(vocabulary, VectorizerConfig())
+    texts = ["The good film.", "", "!!!", "bad bad bad plot the film good", "unknown words only", "Film"]
+    ds = tf.data.Dataset.from_tensor_slices((texts, [0] * len(texts)))
+    (expected, _), = make_classification_dataset(ds, vectorizer, len(texts), 5, shuffle=False, seed=0, bucket=False)
+    got = vectorize_texts(vectorizer, tf.constant(texts), 5)
+    np.testing.assert_array_equal(got.numpy(), expected.numpy())
+    assert vectorize_texts(vectorizer, tf.constant(["", " "]), 5).numpy().tolist() == [[1], [1]]
+
+
+def test_awkward_texts_get_predictions(trained):
+    _, model_dir = trained
+    predictions = predict_sentiment(model_dir, AWKWARD_TEXTS)
+    assert len(predictions) == len(AWKWARD_TEXTS)
+    for prediction in predictions:
+        assert prediction.label == ("pos" if prediction.probability >= 0.5 else "neg")
+        assert 0.0 <= prediction.probability <= 1.0
+    # A 1 MB review is read up to max_length tokens, like the reviews the model trained on.
+    max_length = load_sentiment_model(model_dir).config.max_length
+    cut = predict_sentiment(model_dir, ["great " * max_length])[0].probability
+    assert predictions[2].probability == pytest.approx(cut, abs=1e-6)
+
+
+def test_a_prediction_does_not_depend_on_its_batch(trained):
+    _, model_dir = trained
+    texts = ["Loved it!", "A dull, long and boring film " * 5, "meh"]
+    together = [p.probability for p in predict_sentiment(model_dir, texts)]
+    alone = [predict_sentiment(model_dir, [text])[0].probability for text in texts]
+    np.testing.assert_allclose(together, alone, atol=1e-6)
+
+
+def test_labels_are_pinned_neg_0_pos_1(trained):
+    acl_imdb, model_dir = trained
+    loaded = load_sentiment_model(model_dir)
+    kernel, _ = loaded.model.get_layer("probability").get_weights()
+    # A model that says pos for everything: the pos row of the confusion matrix is all correct.
+    loaded.model.get_layer("probability").set_weights([np.zeros_like(kernel), np.array([10.0], "float32")])
+    metrics = evaluate_sentiment(loaded, quiet_data(acl_imdb))
+    # The tiny test split: test/neg holds 2 reviews, test/pos 2 (conftest.py); rows are true labels.
+    assert metrics["confusion_matrix"] == [[0, 2], [0, 2]]
+    assert metrics["recall"] == 1.0 and metrics["accuracy"] == 0.5
+    assert {p.label for p in predict_sentiment(loaded, ["anything", ""])} == {"pos"}
+
+
+def test_evaluate_predict_and_export_reuse_the_saved_vocabulary(trained, monkeypatch):
+    acl_imdb, model_dir = trained
+
+    def never(*args, **kwargs):
+        raise AssertionError("the vocabulary was rebuilt")
+
+    monkeypatch.setattr(sentiment, "build_vectorizer", never)
+    saved = (model_dir / "vocabulary.txt").read_text(encoding="utf-8").split("\n")[:-1]
+    loaded = load_sentiment_model(model_dir)
+    assert [str(t) for t in loaded.vectorizer.get_vocabulary()] == saved
+    evaluate_sentiment(model_dir, quiet_data(acl_imdb))
+    predict_sentiment(model_dir, ["fine"])
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda folder: shutil.rmtree(folder), "is not a folder"),
+        (lambda folder: (folder / "config.json").unlink(), "no config.json"),
+        (lambda folder: (folder / "model.keras").unlink(), "lacks model.keras"),
+        (lambda folder: (folder / "vocabulary.txt").unlink(), "lacks vocabulary.txt"),
+        (lambda folder: (folder / "model.keras").write_bytes(b"not a zip at all"), "damaged"),
+        (lambda folder: (folder / "model.keras").write_bytes((folder / "model.keras").read_bytes()[:500]), "damaged"),
+        (lambda folder: (folder / "vocabulary.txt").write_text("\n[UNK]\nfilm\n"), "different training runs"),
+        (
+            lambda folder: (folder / "config.json").write_text(json.dumps({"app": "nextword"})),
+            "not a sentiment model",
+        ),
+    ],
+    ids=["no-folder", "no-config", "no-model", "no-vocabulary", "corrupt-model", "truncated-model",
+         "other-vocabulary", "nextword-folder"],
+)  # fmt: skip
+def test_a_bad_model_folder_says_what_is_wrong(model_copy, damage, message):
+    damage(model_copy)
+    with pytest.raises(ModelFolderError, match=message):
+        load_sentiment_model(model_copy)
+
+
+def test_failed_or_refused_training_leaves_the_saved_model_untouched(model_copy, tmp_path):
+    before = {p.name: p.read_bytes() for p in model_copy.iterdir() if p.is_file()}
+    with pytest.raises(OutputFolderError, match="already holds a trained model"):
+        train_sentiment(quiet_data(tmp_path / "no-data"), dry_run_config(), model_copy)
+    with pytest.raises(DataError, match="does not exist"):
+        train_sentiment(quiet_data(tmp_path / "no-data"), dry_run_config(), model_copy, overwrite=True)
+    assert {p.name: p.read_bytes() for p in model_copy.iterdir() if p.is_file()} == before
+
+
+def test_an_interrupted_run_with_other_options_is_not_resumed(model_copy, tmp_path):
+    (model_copy / "metrics.json").unlink()
+    (model_copy / "backup").mkdir()
+    (model_copy / "backup" / "training_metadata.json").write_text('{"epoch": 1, "batch": 0}')
+    with pytest.raises(OutputFolderError, match="interrupted training run with other options"):
+        train_sentiment(quiet_data(tmp_path / "unused"), dry_run_config(SentimentConfig(units=5)), model_copy)
+    assert (model_copy / "backup" / "training_metadata.json").exists()
+
+
+def test_a_folder_written_by_an_older_version_still_resumes(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = dry_run_config()
+    older = {
+        "app": "sentiment",
+        "sentiment": {k: v for k, v in dataclasses.asdict(config).items() if k != "max_train_minutes"},
+        "data": {"source": "aclImdb", "val_fraction": 0.1, "seed": 1337, "limit": None},  # relative path
+    }
+    (tmp_path / "config.json").write_text(json.dumps(older))
+    assert sentiment._same_run(tmp_path, config, DataConfig(source="aclImdb"))
+    assert sentiment._same_run(tmp_path, config, DataConfig(source=str(tmp_path / "aclImdb")))
+    assert not sentiment._same_run(tmp_path, dataclasses.replace(config, units=5), DataConfig(source="aclImdb"))
+    assert not sentiment._same_run(tmp_path, config, DataConfig(source="aclImdb", seed=1))
+
+
+def test_training_data_problems_are_data_errors(tmp_path, aclimdb_writer, tiny_files):
+    files = {path: raw for path, raw in tiny_files.items() if not path.startswith("test/")}
+    no_test = aclimdb_writer(tmp_path / "no_test", files)
+    with pytest.raises(DataError, match="aclImdb layout"):
+        train_sentiment(quiet_data(no_test), dry_run_config(), tmp_path / "out")
+    broken = tmp_path / "broken.tar.gz"
+    broken.write_bytes(b"\x1f\x8b\x08\x00 truncated gzip")
+    with pytest.raises(DataError, match="not a readable tar archive"):
+        train_sentiment(quiet_data(broken), dry_run_config(), tmp_path / "out2")
+
+
+def test_no_validation_split_is_a_data_error(trained, tmp_path):
+    with pytest.raises(DataError, match="no validation reviews"):
+        train_sentiment(quiet_data(trained[0], val_fraction=0.0), dry_run_config(), tmp_path / "out")
+
+
+@pytest.mark.slow
+def test_real_data_short_run():
+    """One short epoch on 2,000 reviews of ../shared/data: learns something (val accuracy > 0.6)."""
+    archive = Path(__file__).resolve().parents[2] / "shared" / "data" / "aclImdb.tar.gz"
+    if not archive.exists():
+        pytest.skip(f"{archive} is not here")
+    out = Path(__import__("tempfile").mkdtemp()) / "sentiment"
+    metrics = train_sentiment(
+        DataConfig(source=str(archive), limit=2000, include_unsup=False),
+        SentimentConfig(epochs=1, max_length=200),
+        out,
+        fit_config=FitConfig(epochs=1, verbose=2),
+    )
+    assert metrics["val_accuracy"] > 0.6

@@ -1,0 +1,272 @@
+"""Tests of nlp_lstm.training on a one-layer model and random data: fit's files, atomic saves, resume."""
+
+from __future__ import annotations
+
+import csv
+import doctest
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from nlp_lstm import training
+from nlp_lstm.training import (
+    FitConfig,
+    ModelFolderError,
+    OutputFolderError,
+    atomic_save_model,
+    check_output_folder,
+    fit,
+    read_model_config,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny_problem(seed: int = 0) -> tuple[keras.Model, tf.data.Dataset, tf.data.Dataset]:
+    """A logistic regression on 3 features (label: their sum > 1.5), batches of 4."""
+    rng = np.random.default_rng(seed)
+    x = rng.random((48, 3)).astype("float32")
+    y = (x.sum(axis=1) > 1.5).astype("float32")
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="binary_crossentropy", metrics=["accuracy"])
+    train = tf.data.Dataset.from_tensor_slices((x[:32], y[:32])).batch(4)
+    val = tf.data.Dataset.from_tensor_slices((x[32:], y[32:])).batch(4)
+    return model, train, val
+
+
+def history_rows(out: Path) -> list[dict[str, str]]:
+    with open(out / "history.csv", newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def quiet(**kwargs) -> FitConfig:
+    return FitConfig(verbose=0, tensorboard=False, **kwargs)
+
+
+def test_docstring_examples_run():
+    model, train, val = tiny_problem()
+    results = doctest.testmod(training, extraglobs={"model": model, "train_ds": train, "val_ds": val})
+    assert results.attempted >= 15 and results.failed == 0
+
+
+def test_fit_keeps_the_best_epoch_in_the_model_and_its_checkpoint(tmp_path):
+    model, train, val = tiny_problem()
+    result = fit(model, train, val, tmp_path, quiet(epochs=4, patience=None))
+    rows = history_rows(tmp_path)
+    assert [int(row["epoch"]) for row in rows] == [0, 1, 2, 3]
+    val_accuracy = [float(row["val_accuracy"]) for row in rows]
+    assert result.best == max(val_accuracy)
+    assert result.best_epoch == val_accuracy.index(max(val_accuracy))  # the first of equal bests
+    assert json.loads((tmp_path / "checkpoint.json").read_text())["epoch"] == result.best_epoch
+    saved = keras.models.load_model(tmp_path / "model.keras")
+    for mine, theirs in zip(model.get_weights(), saved.get_weights()):
+        np.testing.assert_array_equal(mine, theirs)
+    assert all(float(row["epoch_time_s"]) > 0 for row in rows)
+    assert (tmp_path / "curves.png").read_bytes().startswith(b"\x89PNG")
+    assert not (tmp_path / "backup").exists()  # consumed: delete_checkpoint=True
+    assert result.epochs_done == 4 and not result.resumed
+
+
+def test_same_seed_same_weights(tmp_path):
+    weights = []
+    for run in ("a", "b"):
+        model, train, val = tiny_problem()
+        model.set_weights([np.zeros_like(w) for w in model.get_weights()])
+        fit(model, train.shuffle(32, seed=1), val, tmp_path / run, quiet(epochs=2, seed=7))
+        weights.append(model.get_weights())
+    for first, second in zip(*weights):
+        np.testing.assert_array_equal(first, second)
+
+
+def test_dry_run_is_one_step(tmp_path):
+    model, train, val = tiny_problem()
+    result = fit(model, train, val, tmp_path, quiet(epochs=5, dry_run=True))
+    assert result.epochs_done == 1
+    assert int(model.optimizer.iterations.numpy()) == 1
+
+
+def test_time_budget_stops_before_an_epoch_that_would_overrun(tmp_path):
+    model, train, val = tiny_problem()
+    result = fit(model, train, val, tmp_path, quiet(epochs=5, patience=None, max_minutes=1e-6))
+    assert result.epochs_done == 1
+
+
+def test_best_checkpoint_is_only_replaced_by_a_better_value(tmp_path):
+    model, _, _ = tiny_problem()
+    callback = training._AtomicBestCheckpoint(
+        tmp_path / "model.keras", tmp_path / "checkpoint.json", "val_accuracy", "max", best=None
+    )
+    callback.set_model(model)
+    saves = []
+    for epoch, value in enumerate([0.5, 0.4, float("nan"), 0.6, 0.6]):
+        before = (tmp_path / "model.keras").stat().st_mtime_ns if (tmp_path / "model.keras").exists() else None
+        callback.on_epoch_end(epoch, {"val_accuracy": value})
+        saves.append((tmp_path / "model.keras").stat().st_mtime_ns != before)
+    assert saves == [True, False, False, True, False]
+    assert json.loads((tmp_path / "checkpoint.json").read_text()) == {
+        "monitor": "val_accuracy", "best": 0.6, "epoch": 3,
+    }  # fmt: skip
+    with pytest.raises(KeyError, match="val_loss"):
+        training._AtomicBestCheckpoint(tmp_path / "m.keras", tmp_path / "c.json", "val_loss", "min", None).on_epoch_end(
+            0, {"loss": 1.0}
+        )
+
+
+def test_an_interrupted_save_leaves_the_old_model_whole(tmp_path, monkeypatch):
+    model, _, _ = tiny_problem()
+    path = atomic_save_model(model, tmp_path / "model.keras")
+    good = path.read_bytes()
+
+    def save_half_then_die(filepath, **kwargs):
+        Path(filepath).write_bytes(b"PK\x03\x04 half a zip")
+        raise KeyboardInterrupt  # as a kill would, mid-write
+
+    monkeypatch.setattr(model, "save", save_half_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_save_model(model, path)
+    assert path.read_bytes() == good
+    assert [p.name for p in tmp_path.iterdir()] == ["model.keras"]  # no temporary file left
+
+
+def test_output_folder_that_cannot_be_written_fails_before_training(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    with pytest.raises(OutputFolderError, match="cannot write to the output folder"):
+        check_output_folder(blocker / "model")
+    assert isinstance(OutputFolderError("x"), OSError)  # so the CLI reports it as an OS error
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_output_folder_is_refused(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        with pytest.raises(OutputFolderError, match="cannot write"):
+            check_output_folder(folder)
+    finally:
+        folder.chmod(0o700)
+
+
+def test_a_finished_model_is_not_overwritten_without_asking(tmp_path):
+    (tmp_path / "metrics.json").write_text("{}")
+    with pytest.raises(OutputFolderError, match="--overwrite"):
+        check_output_folder(tmp_path)
+    assert check_output_folder(tmp_path, overwrite=True) == tmp_path
+    assert (tmp_path / "metrics.json").exists()  # the caller removes it once it starts writing
+
+
+def test_resume_drops_history_rows_of_epochs_to_be_redone(tmp_path):
+    path = tmp_path / "history.csv"
+    path.write_text("epoch,loss\n0,0.9\n1,0.8\n2,0.7\n")
+    training._keep_history_before(path, 2)
+    assert path.read_text().splitlines() == ["epoch,loss", "0,0.9", "1,0.8"]
+
+
+def test_read_model_config_says_what_is_wrong(tmp_path):
+    with pytest.raises(ModelFolderError, match="is not a folder"):
+        read_model_config(tmp_path / "missing")
+    with pytest.raises(ModelFolderError, match="no config.json"):
+        read_model_config(tmp_path)
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(ModelFolderError, match="cannot read"):
+        read_model_config(tmp_path)
+    (tmp_path / "config.json").write_text('{"units": 3}')
+    with pytest.raises(ModelFolderError, match="which app"):
+        read_model_config(tmp_path)
+
+
+# The training a test kills: 8 steps an epoch, a backup every 2 steps; "slow" sleeps after each step
+# so that the kill lands mid-run.
+KILLED_TRAINING = textwrap.dedent(
+    """
+    import sys, time
+    sys.path.insert(0, sys.argv[3])
+    import keras
+    from test_training import tiny_problem
+    from nlp_lstm.training import FitConfig, fit
+
+    class Slow(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            time.sleep(0.05)
+
+    model, train, val = tiny_problem()
+    config = FitConfig(epochs=6, patience=None, backup_every=2, verbose=0, tensorboard=False)
+    result = fit(model, train, val, sys.argv[1], config, callbacks=[Slow()] if sys.argv[2] == "slow" else [])
+    print("RESULT", result.initial_epoch, result.epochs_done, flush=True)
+    """
+)
+
+
+def test_rerun_after_kill_9_resumes_instead_of_restarting(tmp_path):
+    out = tmp_path / "run"
+    metadata = out / "backup" / "training_metadata.json"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    command = [sys.executable, "-c", KILLED_TRAINING, str(out)]
+    first = subprocess.Popen([*command, "slow", str(Path(__file__).parent)], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        # Kill once two epochs are backed up (mid-epoch: backups come every 2 of 8 steps).
+        while time.monotonic() < deadline and first.poll() is None:
+            try:
+                if json.loads(metadata.read_text())["epoch"] >= 2:
+                    break
+            except (OSError, ValueError, KeyError):
+                pass
+            time.sleep(0.02)
+        assert first.poll() is None, "the first run ended before it could be killed"
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == -signal.SIGKILL
+    killed_at = json.loads(metadata.read_text())["epoch"]
+    assert killed_at >= 2
+
+    second = subprocess.run([*command, "fast", str(Path(__file__).parent)], env=env, capture_output=True,
+                            text=True, timeout=120)  # fmt: skip
+    assert second.returncode == 0, second.stderr[-2000:]
+    initial_epoch, epochs_done = map(int, second.stdout.split("RESULT")[1].split())
+    assert initial_epoch == killed_at  # resumed: did not start again from epoch 0
+    assert epochs_done == 6
+    assert [int(row["epoch"]) for row in history_rows(out)] == [0, 1, 2, 3, 4, 5]  # each epoch once
+    assert not (out / "backup").exists()  # the backup was consumed
+
+
+def test_files_docstring_examples_run():
+    import nlp_lstm.files as files
+
+    results = doctest.testmod(files)
+    assert results.attempted > 0 and results.failed == 0
+
+
+def test_atomic_write_keeps_the_old_file_when_the_write_fails(tmp_path):
+    from nlp_lstm.files import atomic_replace
+
+    target = tmp_path / "model.keras"
+    target.write_text("good model")
+
+    def broken_write(tmp):
+        tmp.write_text("half a mod")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_replace(target, broken_write)
+    assert target.read_text() == "good model"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.keras"]  # no temporary left behind
+    atomic_replace(target, lambda tmp: tmp.write_text("new model"))
+    assert target.read_text() == "new model"
+    assert target.stat().st_mode & 0o777 == 0o644  # readable by a server, not only by its owner
