@@ -1,0 +1,605 @@
+"""The next-word app: train a word-level LSTM language model on IMDB reviews (or your own text).
+
+    texts --(nextword.load_corpus: IMDB train + unsup, or --corpus files)--> train / val / test texts
+          --(text.build_vectorizer, once; text.make_language_model_dataset)--> (ids, next ids) windows
+          --(nextword_model.NextWordModel, sampled-softmax loss)--> training.fit --> model folder
+          --(nextword_eval)--> perplexity, top-1, top-3 on held-out test texts
+
+A model folder (default saved_models/nextword/) holds model.keras, vocabulary.txt, config.json
+("app": "nextword", this module's NextWordConfig and CorpusConfig), metrics.json and what
+`nlp_lstm.training.fit` writes (history.csv, curves.png, logs/). `nlp-lstm evaluate nextword` adds
+evaluation.json; `nlp-lstm prompt` and `nlp-lstm export` read the folder back.
+
+Budget: the default command trains in under an hour on 2 CPU cores. A fixed number of training
+tokens (`train_tokens`), not a number of passes over the corpus, sets the time: the training loss is a
+sampled softmax over 1,024 candidates instead of 20,000 words (see `nextword_model`), and each
+"epoch" is `train_tokens / epochs` tokens drawn from the shuffled corpus, so validation, the best
+checkpoint, the curves and the resume backups come every few minutes rather than once an hour.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from nlp_lstm import __version__
+from nlp_lstm.data import DataConfig, DataError, load_imdb, read_text_files
+from nlp_lstm.nextword_model import NextWordModel, NextWordModelConfig, build_nextword_model
+from nlp_lstm.text import (
+    BOUNDARY_TOKEN,
+    VectorizerConfig,
+    build_vectorizer,
+    load_vocabulary,
+    make_language_model_dataset,
+    save_vocabulary,
+    vectorizer_from_vocabulary,
+)
+from nlp_lstm.training import (
+    BACKUP_DIR,
+    CONFIG_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    FitConfig,
+    ModelFolderError,
+    OutputFolderError,
+    atomic_write_json,
+    check_output_folder,
+    fit,
+    has_backup,
+    read_model_config,
+    require_files,
+    training_time_s,
+    write_metrics_json,
+)
+
+APP = "nextword"
+VOCABULARY_FILE = "vocabulary.txt"
+EVALUATION_FILE = "evaluation.json"
+DEFAULT_MODEL_DIR = "saved_models/nextword"
+
+__all__ = [
+    "ModelFolderError", "NextWordConfig", "CorpusConfig", "Corpus", "NextWordFolder", "build_nextword_model",
+    "load_corpus", "train_nextword", "load_nextword_folder", "add_train_arguments", "run_train",
+    "add_evaluate_arguments", "run_evaluate",
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class NextWordConfig:
+    """The next-word model, its vocabulary and its training schedule.
+
+    Args:
+        max_tokens: Vocabulary size, counting '' (padding), '[UNK]' and '[BOS]' (the review boundary).
+        embedding_dim, units, num_layers, dropout, tie_embeddings, num_sampled: The model
+            (`nextword_model.NextWordModelConfig`).
+        window: Tokens per training sequence (truncated backpropagation through time).
+        batch_size: Sequences per batch.
+        train_tokens: Tokens to train on in all (the time budget); the corpus is sampled, shuffled.
+        epochs: Training is cut into this many epochs of train_tokens / epochs tokens each.
+        learning_rate: Adam's peak learning rate; it decays along a cosine to a tenth of it.
+        clipnorm: Adam clips each gradient to this norm.
+        patience: Epochs without a better validation loss before stopping early; None never stops.
+        seed: Seeds the weights, the candidate draws and the order of windows.
+        backup_every: Back up the training state every this many steps (resume after a kill).
+
+    Example:
+
+    >>> from nlp_lstm.nextword import NextWordConfig
+    >>> config = NextWordConfig()
+    >>> config.steps_per_epoch, config.model_config(20_000).num_sampled
+    (507, 1024)
+    """
+
+    max_tokens: int = 20_000
+    embedding_dim: int = 256
+    units: int = 256
+    num_layers: int = 1
+    dropout: float = 0.0
+    tie_embeddings: bool = True
+    num_sampled: int = 1024
+    window: int = 64
+    batch_size: int = 64
+    train_tokens: int = 10_400_000
+    epochs: int = 5
+    learning_rate: float = 3e-3
+    clipnorm: float = 1.0
+    patience: int | None = 2
+    seed: int = 1337
+    backup_every: int = 100
+
+    def __post_init__(self) -> None:
+        for name in ("max_tokens", "window", "batch_size", "train_tokens", "epochs", "backup_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_tokens < 4:
+            raise ValueError(f"max_tokens must leave room for '', '[UNK]', '[BOS]' and a word, got {self.max_tokens}")
+        if self.learning_rate <= 0 or self.clipnorm <= 0:
+            raise ValueError("learning_rate and clipnorm must be > 0")
+        if self.train_tokens < self.epochs * self.batch_size * self.window:
+            raise ValueError(
+                f"train_tokens ({self.train_tokens}) must cover at least one batch "
+                f"({self.batch_size} x {self.window} tokens) per epoch ({self.epochs})"
+            )
+        self.model_config(self.max_tokens)  # validates the model's own fields
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Batches per epoch: train_tokens / (epochs * batch_size * window)."""
+        return self.train_tokens // (self.epochs * self.batch_size * self.window)
+
+    def model_config(self, vocab_size: int) -> NextWordModelConfig:
+        """The model's config for a vocabulary of `vocab_size` tokens (a small corpus may give fewer)."""
+        return NextWordModelConfig(
+            vocab_size=vocab_size, embedding_dim=self.embedding_dim, units=self.units,
+            num_layers=self.num_layers, dropout=self.dropout, tie_embeddings=self.tie_embeddings,
+            num_sampled=self.num_sampled, seed=self.seed,
+        )  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> NextWordConfig:
+        """The config from config.json's "nextword" dict (unknown keys are an error)."""
+        unknown = set(values) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown NextWordConfig fields {sorted(unknown)}")
+        return cls(**values)
+
+
+def dry_run_config(config: NextWordConfig = NextWordConfig()) -> NextWordConfig:
+    """A tiny model and a few batches, for --dry-run: the same code path in seconds.
+
+    Example:
+
+    >>> from nlp_lstm.nextword import dry_run_config
+    >>> config = dry_run_config()
+    >>> config.units, config.steps_per_epoch
+    (8, 1)
+    """
+    return replace(
+        config, max_tokens=200, embedding_dim=8, units=8, num_sampled=16, window=8, batch_size=4,
+        train_tokens=32, epochs=1, backup_every=1,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CorpusConfig:
+    """Where the text comes from: IMDB (default) or the user's own UTF-8 files.
+
+    Args:
+        data: IMDB source: None for tensorflow-datasets, or an aclImdb folder or .tar.gz (`--data`).
+        files: The user's own text files (`--corpus`); each blank-line-separated paragraph is one
+            document. Non-empty means IMDB is not read.
+        val_fraction: IMDB: fraction of the labelled train reviews held out for validation (the
+            unsup reviews all train). Files: fraction of the paragraphs.
+        test_fraction: Files only: fraction of the paragraphs held out for evaluation (IMDB has a test split).
+        limit: Read at most this many reviews per split (IMDB), or paragraphs (files): quick runs.
+        seed: Seed of the splits.
+
+    Example:
+
+    >>> from nlp_lstm.nextword import CorpusConfig
+    >>> CorpusConfig(files=("book.txt",)).source_name
+    'files'
+    """
+
+    data: str | None = None
+    files: tuple[str, ...] = ()
+    val_fraction: float = 0.01
+    test_fraction: float = 0.05
+    limit: int | None = None
+    seed: int = 1337
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "files", tuple(str(f) for f in self.files))
+        if not 0.0 < self.val_fraction < 1.0 or not 0.0 < self.test_fraction < 1.0:
+            raise ValueError("val_fraction and test_fraction must be in (0, 1)")
+        if self.val_fraction + self.test_fraction >= 1.0:
+            raise ValueError("val_fraction + test_fraction must leave text to train on")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"limit must be None or >= 1, got {self.limit}")
+
+    @property
+    def source_name(self) -> str:
+        """'imdb' or 'files'."""
+        return "files" if self.files else "imdb"
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """Texts (tf.string datasets) to train, validate and test on, with their sizes."""
+
+    train: tf.data.Dataset
+    val: tf.data.Dataset
+    test: tf.data.Dataset
+    sizes: dict[str, int]
+    n_replaced: int = 0
+
+
+def split_paragraphs(text: str) -> list[str]:
+    """The blank-line-separated paragraphs of `text`, stripped, empty ones dropped.
+
+    Example:
+
+    >>> from nlp_lstm.nextword import split_paragraphs
+    >>> split_paragraphs("One.\\nStill one.\\n\\n  \\nTwo.\\n")
+    ['One.\\nStill one.', 'Two.']
+    """
+    return [p.strip() for p in re.split(r"\n[ \t\r\f\v]*\n", text) if p.strip()]
+
+
+def load_corpus(config: CorpusConfig, verbose: bool = True) -> Corpus:
+    """Reads the corpus and splits it (seeded): IMDB train + unsup / val slice / test, or paragraphs of files.
+
+    Raises:
+        DataError: The data cannot be read, or the files hold fewer than 3 paragraphs.
+
+    Example (``acl_imdb``: a tiny aclImdb folder the test makes):
+
+    >>> from nlp_lstm.nextword import CorpusConfig, load_corpus
+    >>> load_corpus(CorpusConfig(data=acl_imdb, val_fraction=0.25), verbose=False).sizes
+    {'train': 9, 'val': 2, 'test': 4}
+    """
+    if not config.files:
+        splits = load_imdb(
+            DataConfig(source=config.data, val_fraction=config.val_fraction, seed=config.seed,
+                       limit=config.limit, include_unsup=True, verbose=verbose)
+        )  # fmt: skip
+        sizes = {"train": splits.sizes["train"] + splits.sizes["unsup"], "val": splits.sizes["val"],
+                 "test": splits.sizes["test"]}  # fmt: skip
+        return Corpus(splits.texts("train", "unsup"), splits.texts("val"), splits.texts("test"), sizes, splits.n_replaced)
+    texts, n_replaced = read_text_files(config.files)
+    if verbose:
+        print(f"read {len(texts)} corpus files; {n_replaced} with bytes that are not UTF-8 (replaced by U+FFFD)",
+              file=sys.stderr)  # fmt: skip
+    documents = [p for text in texts for p in split_paragraphs(text)]
+    if len(documents) < 3:
+        raise DataError(
+            f"the corpus files hold {len(documents)} paragraph(s); the next-word app needs at least 3 "
+            f"(blank-line-separated) to train, validate and test on"
+        )
+    order = np.random.default_rng(config.seed).permutation(len(documents))[: config.limit]
+    n_val = max(1, round(config.val_fraction * len(order)))
+    n_test = max(1, round(config.test_fraction * len(order)))
+    parts = {"val": order[:n_val], "test": order[n_val : n_val + n_test], "train": order[n_val + n_test :]}
+    if len(parts["train"]) == 0:
+        raise DataError(f"the corpus holds {len(order)} paragraphs, too few to leave any for training")
+    datasets = {
+        name: tf.data.Dataset.from_tensor_slices(tf.constant([documents[i] for i in idx], tf.string, [len(idx)]))
+        for name, idx in parts.items()
+    }
+    return Corpus(datasets["train"], datasets["val"], datasets["test"],
+                  {name: len(idx) for name, idx in parts.items()}, n_replaced)  # fmt: skip
+
+
+def nextword_fit_config(config: NextWordConfig, dry_run: bool = False, verbose: int | None = None) -> FitConfig:
+    """How `nlp_lstm.training.fit` trains the model: best checkpoint and early stop by val loss."""
+    return FitConfig(
+        epochs=config.epochs, seed=config.seed, monitor="val_loss", mode="min", patience=config.patience,
+        backup_every=config.backup_every, steps_per_epoch=config.steps_per_epoch, dry_run=dry_run, verbose=verbose,
+    )  # fmt: skip
+
+
+def compile_nextword_model(model: NextWordModel, config: NextWordConfig) -> NextWordModel:
+    """Adam with a cosine decay over the planned steps and clipped gradients; the loss is the model's own."""
+    total_steps = max(config.steps_per_epoch * config.epochs, 1)
+    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, total_steps, alpha=0.1)
+    model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=config.clipnorm))
+    return model
+
+
+def _folder_config(config: NextWordConfig, corpus: CorpusConfig, vocabulary_size: int | None) -> dict[str, Any]:
+    return {
+        "app": APP,
+        "nlp_lstm_version": __version__,
+        "nextword": asdict(config),
+        "corpus": asdict(corpus),
+        "vocabulary_size": vocabulary_size,
+    }
+
+
+def _same_run(out: Path, wanted: dict[str, Any]) -> bool:
+    """Whether out/config.json describes the run `wanted` describes (so its backup may be resumed)."""
+    try:
+        saved = read_model_config(out, APP)
+    except ModelFolderError:
+        return False
+    return saved.get("nextword") == wanted["nextword"] and saved.get("corpus") == wanted["corpus"]
+
+
+def _windows(texts: tf.data.Dataset, vectorizer: Any, config: NextWordConfig, train: bool) -> tf.data.Dataset:
+    if train:
+        # Shuffle over every window of the corpus (the buffer holds them all): an epoch is a slice of
+        # `steps_per_epoch` batches and each one must be drawn from the whole corpus, not its start.
+        # repeat() gives the dataset an infinite, known length, so fit takes its slices without counting.
+        return make_language_model_dataset(
+            texts, vectorizer, config.window, config.batch_size, config.seed, shuffle=True, shuffle_buffer=2_000_000
+        ).repeat()
+    return make_language_model_dataset(
+        texts, vectorizer, config.window, config.batch_size, config.seed, shuffle=False, drop_remainder=False
+    )
+
+
+def train_nextword(
+    corpus_config: CorpusConfig,
+    config: NextWordConfig,
+    out_dir: str = DEFAULT_MODEL_DIR,
+    fit_config: FitConfig | None = None,
+    overwrite: bool = False,
+    verbose: bool = True,
+) -> dict[str, Any]:
+    """Trains the next-word model; writes the model folder; returns the metrics of metrics.json.
+
+    Rerunning the same call after an interruption resumes it (with the saved vocabulary). A folder
+    with a finished model is refused unless `overwrite`; so is an interrupted run of other options.
+
+    Raises:
+        DataError: The corpus cannot be read.
+        OutputFolderError: `out_dir` is not writable, or holds a model that would be lost.
+
+    Example (``acl_imdb``: a tiny aclImdb folder the test makes):
+
+    >>> import pathlib, tempfile
+    >>> from nlp_lstm.nextword import CorpusConfig, dry_run_config, nextword_fit_config, train_nextword
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "nextword"
+    >>> fit_config = replace(nextword_fit_config(dry_run_config(), dry_run=True), verbose=0, tensorboard=False)
+    >>> corpus = CorpusConfig(data=acl_imdb, val_fraction=0.25)
+    >>> metrics = train_nextword(corpus, dry_run_config(), out, fit_config, verbose=False)
+    >>> sorted(p.name for p in out.iterdir() if not p.name.startswith("."))[:4], metrics["val_perplexity"] > 1
+    (['checkpoint.json', 'config.json', 'curves.png', 'history.csv'], True)
+    """
+    start = time.perf_counter()
+    out = check_output_folder(out_dir, overwrite)
+    fit_config = fit_config or nextword_fit_config(config)
+    wanted = _folder_config(config, corpus_config, None)
+    resuming = has_backup(out)
+    if resuming and not _same_run(out, wanted):
+        if not overwrite:
+            raise OutputFolderError(
+                f"{out} holds an interrupted training run with other options; rerun it with the options in "
+                f"{out / CONFIG_FILE}, or pass --overwrite to start over, or --out another folder"
+            )
+        shutil.rmtree(out / BACKUP_DIR)
+        resuming = False
+
+    corpus = load_corpus(corpus_config, verbose=verbose)
+    if corpus.sizes["val"] == 0:
+        raise DataError(f"no text is left for validation out of {corpus.sizes['train']}: raise --val-fraction")
+    vocabulary_path = out / VOCABULARY_FILE
+    if resuming and vocabulary_path.exists():
+        vectorizer = vectorizer_from_vocabulary(load_vocabulary(vocabulary_path), VectorizerConfig(None))
+    else:
+        if verbose:
+            print(f"building the vocabulary ({config.max_tokens} tokens) from {corpus.sizes['train']} texts",
+                  file=sys.stderr)  # fmt: skip
+        vectorizer = build_vectorizer(
+            corpus.train, VectorizerConfig(max_tokens=config.max_tokens, reserved_tokens=(BOUNDARY_TOKEN,))
+        )
+        save_vocabulary(vectorizer, vocabulary_path)
+    vocabulary_size = vectorizer.vocabulary_size()
+    atomic_write_json(out / CONFIG_FILE, _folder_config(config, corpus_config, vocabulary_size))
+
+    keras.utils.set_random_seed(config.seed)
+    model = compile_nextword_model(build_nextword_model(config.model_config(vocabulary_size)), config)
+    train_ds = _windows(corpus.train, vectorizer, config, train=True)
+    val_ds = _windows(corpus.val, vectorizer, config, train=False)
+    result = fit(model, train_ds, val_ds, out, fit_config)
+    train_time = training_time_s(out)
+    steps = fit_config.steps_per_epoch if not fit_config.dry_run else 1
+    tokens = result.epochs_done * (steps or 0) * config.batch_size * config.window
+    metrics = {
+        "app": APP,
+        "val_loss": result.best,
+        "val_perplexity": None if result.best is None else math.exp(result.best),
+        "best_epoch": None if result.best_epoch is None else result.best_epoch + 1,
+        "epochs": result.epochs_done,
+        "resumed_at_epoch": result.initial_epoch if result.resumed else None,
+        "train_tokens": tokens,
+        "train_time_s": round(train_time, 3),
+        "tokens_per_s": round(tokens / train_time, 1) if train_time else None,
+        "vocabulary_size": vocabulary_size,
+        "parameters": model.count_params(),
+        "sizes": corpus.sizes,
+        "n_replaced": corpus.n_replaced,
+        "dry_run": fit_config.dry_run,
+    }
+    return write_metrics_json(out / METRICS_FILE, metrics, time.perf_counter() - start)
+
+
+@dataclass(frozen=True)
+class NextWordFolder:
+    """A loaded model folder: the model, its vocabulary, its configs and where it lives."""
+
+    model: NextWordModel
+    vocabulary: list[str]
+    config: NextWordConfig
+    corpus: CorpusConfig
+    folder: Path
+    metrics: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+def load_nextword_folder(model_dir: str = DEFAULT_MODEL_DIR) -> NextWordFolder:
+    """Loads and checks a next-word model folder.
+
+    Raises:
+        ModelFolderError: The folder is missing, is another app's, lacks a file, or a file is damaged.
+
+    Example (``model_dir``: a folder a tiny training wrote):
+
+    >>> from nlp_lstm.nextword import load_nextword_folder
+    >>> loaded = load_nextword_folder(model_dir)
+    >>> len(loaded.vocabulary) == loaded.model.config.vocab_size
+    True
+    """
+    folder = Path(model_dir).expanduser()
+    saved = read_model_config(folder, APP)
+    require_files(folder, (MODEL_FILE, VOCABULARY_FILE))
+    try:
+        config = NextWordConfig.from_dict(saved["nextword"])
+        corpus = CorpusConfig(**saved["corpus"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise ModelFolderError(f"{folder / CONFIG_FILE} has no valid next-word config ({error})") from error
+    try:
+        vocabulary = load_vocabulary(folder / VOCABULARY_FILE)
+    except (OSError, ValueError) as error:
+        raise ModelFolderError(f"cannot read {folder / VOCABULARY_FILE} ({error})") from error
+    try:
+        model = keras.models.load_model(folder / MODEL_FILE, compile=False)
+    except Exception as error:  # Keras raises many kinds for a damaged file; all mean the same here
+        raise ModelFolderError(
+            f"cannot load {folder / MODEL_FILE} ({type(error).__name__}); the file is damaged: train again "
+            f"(nlp-lstm train nextword --out {folder} --overwrite)"
+        ) from error
+    if not isinstance(model, NextWordModel):
+        raise ModelFolderError(f"{folder / MODEL_FILE} is not a next-word model")
+    if model.config.vocab_size != len(vocabulary):
+        raise ModelFolderError(
+            f"{folder / VOCABULARY_FILE} has {len(vocabulary)} tokens but the model has {model.config.vocab_size}: "
+            f"the files come from different training runs"
+        )
+    if BOUNDARY_TOKEN not in vocabulary:
+        raise ModelFolderError(f"{folder / VOCABULARY_FILE} lacks the boundary token {BOUNDARY_TOKEN}")
+    metrics: dict[str, Any] = {}
+    try:
+        import json
+
+        metrics = json.loads((folder / METRICS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        pass
+    return NextWordFolder(model, vocabulary, config, corpus, folder, metrics)
+
+
+# ---- command line: `nlp-lstm train nextword`, `nlp-lstm evaluate nextword` (and scripts/) ----
+
+
+def script_main(description: str, add_arguments: Any, run: Any, argv: list[str] | None = None) -> int:
+    """What `nlp-lstm` does for a subcommand, for scripts/: parse, run, and turn a user's error into one line.
+
+    DataError, ModelFolderError and OSError print `error: <message>` on stderr and return 2.
+    """
+    parser = argparse.ArgumentParser(description=description)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return int(run(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (DataError, ModelFolderError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
+def add_corpus_arguments(parser: argparse.ArgumentParser) -> None:
+    """--data, --corpus, --limit: where the text comes from."""
+    parser.add_argument("--data", metavar="PATH", default=None,
+                        help="IMDB reviews: an extracted aclImdb folder or a .tar.gz of it (default: "
+                        "tensorflow-datasets' imdb_reviews)")  # fmt: skip
+    parser.add_argument("--corpus", metavar="FILE", nargs="+", default=None,
+                        help="train on your own UTF-8 text files instead of IMDB (paragraphs are documents; "
+                        "bytes that are not UTF-8 are replaced and counted)")  # fmt: skip
+    parser.add_argument("--limit", type=_positive_int, default=None,
+                        help="read at most this many reviews per split (or paragraphs) (default: all)")
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds the flags of `nlp-lstm train nextword` (and scripts/train_nextword.py) to `parser`."""
+    d = NextWordConfig()
+    default = "(default: %(default)s)"
+    add_corpus_arguments(parser)
+    parser.add_argument("--out", metavar="DIR", default=None,
+                        help=f"the model folder to write (default: {DEFAULT_MODEL_DIR}; with --dry-run a "
+                        f"temporary folder)")  # fmt: skip
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace a finished model in --out (otherwise refused, so that none is lost)")
+    parser.add_argument("--seed", type=int, default=d.seed, help=f"seed of splits, weights and order {default}")
+    parser.add_argument("--val-fraction", type=float, default=CorpusConfig().val_fraction,
+                        help=f"fraction of the labelled train reviews (or paragraphs) for validation {default}")
+    parser.add_argument("--max-tokens", type=_positive_int, default=d.max_tokens,
+                        help=f"vocabulary size, counting padding, [UNK] and [BOS] {default}")
+    parser.add_argument("--embedding-dim", type=_positive_int, default=d.embedding_dim,
+                        help=f"word vector size {default}")
+    parser.add_argument("--units", type=_positive_int, default=d.units, help=f"LSTM units per layer {default}")
+    parser.add_argument("--layers", type=int, choices=(1, 2), default=d.num_layers, help=f"LSTM layers {default}")
+    parser.add_argument("--dropout", type=float, default=d.dropout, help=f"dropout between layers {default}")
+    parser.add_argument("--no-tie-embeddings", action="store_true",
+                        help="give the output projection its own weights (default: the embedding matrix)")
+    parser.add_argument("--num-sampled", type=int, default=d.num_sampled,
+                        help=f"candidate words of the sampled-softmax loss; 0 for the full softmax {default}")
+    parser.add_argument("--window", type=_positive_int, default=d.window, help=f"tokens per sequence {default}")
+    parser.add_argument("--batch-size", type=_positive_int, default=d.batch_size, help=f"sequences per batch {default}")
+    parser.add_argument("--train-tokens", type=_positive_int, default=d.train_tokens,
+                        help=f"tokens to train on in all: the time budget {default}")
+    parser.add_argument("--epochs", type=_positive_int, default=d.epochs,
+                        help=f"validations (with checkpoint and curves) along the way {default}")
+    parser.add_argument("--learning-rate", type=float, default=d.learning_rate, help=f"Adam's peak rate {default}")
+    parser.add_argument("--patience", type=int, default=d.patience,
+                        help=f"epochs without a better val loss before stopping {default}")
+    parser.add_argument("--backup-every", type=_positive_int, default=d.backup_every,
+                        help=f"back up the training state every this many steps {default}")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="train a tiny model for one step on a handful of texts, in seconds (for CI)")
+
+
+def _configs(args: argparse.Namespace) -> tuple[CorpusConfig, NextWordConfig]:
+    try:
+        config = NextWordConfig(
+            max_tokens=args.max_tokens, embedding_dim=args.embedding_dim, units=args.units, num_layers=args.layers,
+            dropout=args.dropout, tie_embeddings=not args.no_tie_embeddings, num_sampled=args.num_sampled,
+            window=args.window, batch_size=args.batch_size, train_tokens=args.train_tokens, epochs=args.epochs,
+            learning_rate=args.learning_rate, patience=args.patience, seed=args.seed, backup_every=args.backup_every,
+        )  # fmt: skip
+        if args.dry_run:
+            config = dry_run_config(config)
+        corpus = CorpusConfig(
+            data=args.data, files=tuple(args.corpus or ()), seed=args.seed,
+            val_fraction=max(args.val_fraction, 0.25) if args.dry_run else args.val_fraction,
+            limit=16 if args.dry_run and args.limit is None else args.limit,
+        )  # fmt: skip
+    except ValueError as error:
+        raise SystemExit(f"nlp-lstm train nextword: error: {error}") from None
+    return corpus, config
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Runs `nlp-lstm train nextword`; prints where the model went and its validation perplexity."""
+    corpus, config = _configs(args)
+    out = args.out or (tempfile.mkdtemp(prefix="nlp-lstm-dry-run-") if args.dry_run else DEFAULT_MODEL_DIR)
+    fit_config = nextword_fit_config(config, dry_run=args.dry_run)
+    metrics = train_nextword(corpus, config, out, fit_config, overwrite=args.overwrite)
+    print(
+        f"trained {out}: val perplexity {metrics['val_perplexity']:.1f} after {metrics['train_tokens']:,} tokens "
+        f"in {metrics['train_time_s'] / 60:.1f} min ({metrics['tokens_per_s']:,.0f} tokens/s)"
+    )
+    return 0
+
+
+def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds the flags of `nlp-lstm evaluate nextword` (and scripts/bench_nextword.py) to `parser`."""
+    from nlp_lstm.nextword_eval import add_evaluate_arguments as add
+
+    add(parser)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    """Runs `nlp-lstm evaluate nextword`: the model and the KN-trigram baseline on the test texts."""
+    from nlp_lstm.nextword_eval import run_evaluate as run
+
+    return run(args)

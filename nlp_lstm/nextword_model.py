@@ -1,0 +1,290 @@
+"""The next-word language model: Embedding -> `nlp_lstm.layers.LSTM` (1-2 layers) -> projection.
+
+    token ids (batch, time) --embedding--> (batch, time, embedding_dim)
+        --LSTM x num_layers--> features (batch, time, units)
+        --projection--> logits (batch, time, vocab_size)
+
+Where the time goes on a CPU: the projection to a 20,000-word vocabulary costs `units * vocab_size`
+multiply-adds per token, several times the LSTM itself, and training pays it three times (forward,
+and the two backward products). So training uses a *sampled softmax* (Jean et al. 2015): each batch
+draws `num_sampled` candidate words from a log-uniform (Zipf) distribution, which fits a vocabulary
+sorted by frequency, and the loss is a softmax over the true word and those candidates, each logit
+corrected by the log of its expected count so that the estimate of the full softmax is unbiased
+enough to train on. Evaluation (validation loss, perplexity, suggestions) always uses the full softmax.
+
+That is why `model(ids)` returns the LSTM *features* and `model.logits(features)` the projection: the
+training step must not pay for the full projection. `compute_loss` picks the sampled or full loss.
+
+Two ways to run the model, which the tests hold equal to 1e-5:
+- `features(ids, states)`: a whole sequence through `keras.layers.RNN`'s loop (training, evaluation);
+- `step(token_ids, states)`: one token per sequence through the cells (the prompt, generation, export),
+  so that a typed word costs one step and never a re-read of the prefix.
+
+States travel as one tensor (batch, 2 * num_layers, units), ordered h_0, c_0, h_1, c_1, ...: one
+array to reorder for beam search, to stack in the prompt's history, and to put in a serving signature.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import keras
+from keras import ops
+
+from nlp_lstm.layers import LSTM
+
+
+@dataclass(frozen=True)
+class NextWordModelConfig:
+    """The shape of the next-word model.
+
+    Args:
+        vocab_size: Rows of the embedding and of the projection (the vocabulary, '' and '[UNK]' included).
+        embedding_dim: Size of a word's embedding.
+        units: Size of each LSTM layer's states.
+        num_layers: LSTM layers, 1 or 2.
+        dropout: Dropout on the embeddings and between layers while training, in [0, 1).
+        tie_embeddings: Use the embedding matrix as the projection's weights (Press & Wolf 2017);
+            needs `embedding_dim == units`. Fewer weights to learn from a small corpus.
+        num_sampled: Candidate words per batch of the sampled-softmax training loss; 0 trains on the
+            full softmax.
+        seed: Seed of the dropout masks and of the candidate draws.
+
+    Example:
+
+    >>> from nlp_lstm.nextword_model import NextWordModelConfig
+    >>> NextWordModelConfig(vocab_size=50, embedding_dim=8, units=8).state_width
+    2
+    """
+
+    vocab_size: int
+    embedding_dim: int = 256
+    units: int = 256
+    num_layers: int = 1
+    dropout: float = 0.0
+    tie_embeddings: bool = True
+    num_sampled: int = 1024
+    seed: int = 1337
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "embedding_dim", "units"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.vocab_size < 3:
+            raise ValueError(f"vocab_size must be >= 3 ('', '[UNK]' and a word), got {self.vocab_size}")
+        if self.num_layers not in (1, 2):
+            raise ValueError(f"num_layers must be 1 or 2, got {self.num_layers!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if self.tie_embeddings and self.embedding_dim != self.units:
+            raise ValueError(
+                f"tie_embeddings needs embedding_dim == units, got {self.embedding_dim} and {self.units}"
+            )
+        if self.num_sampled < 0:
+            raise ValueError(f"num_sampled must be >= 0, got {self.num_sampled!r}")
+
+    @property
+    def state_width(self) -> int:
+        """How many (batch, units) state tensors the model carries: h and c per layer."""
+        return 2 * self.num_layers
+
+    @property
+    def uses_sampled_softmax(self) -> bool:
+        """Whether training uses the sampled loss (fewer candidates than the vocabulary)."""
+        return 0 < self.num_sampled < self.vocab_size - 1
+
+
+def log_uniform_log_expected_count(ids, vocab_size: int, num_sampled: int):
+    """log(num_sampled * Q(id)) for the log-uniform sampler, Q(k) = log((k + 2) / (k + 1)) / log(V + 1)."""
+    ids = ops.cast(ids, "float32")
+    q = (ops.log(ids + 2.0) - ops.log(ids + 1.0)) / math.log(vocab_size + 1.0)
+    return ops.log(q * float(num_sampled))
+
+
+def sampled_softmax_loss(features, targets, output_embeddings, output_bias, num_sampled: int, seed=None):
+    """Per-token sampled-softmax cross-entropy, with log-uniform candidates shared by the batch.
+
+    Args:
+        features: (..., units) LSTM outputs.
+        targets: (...) int next-token ids.
+        output_embeddings: (vocab, units) projection weights; logits = features @ output_embeddings.T + bias.
+        output_bias: (vocab,).
+        num_sampled: Candidates drawn (with replacement) for the whole batch.
+        seed: An int or a `keras.random.SeedGenerator`.
+
+    Returns:
+        (...) losses, the shape of `targets`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from nlp_lstm.nextword_model import sampled_softmax_loss
+    >>> rng = np.random.default_rng(0)
+    >>> features = rng.normal(size=(2, 3, 4)).astype("float32")
+    >>> weights, bias = rng.normal(size=(50, 4)).astype("float32"), np.zeros(50, "float32")
+    >>> tuple(sampled_softmax_loss(features, np.ones((2, 3), "int32"), weights, bias, 10, seed=0).shape)
+    (2, 3)
+    """
+    vocab_size, units = output_embeddings.shape[0], output_embeddings.shape[1]
+    shape = ops.shape(targets)
+    features = ops.reshape(features, (-1, units))  # (n, units)
+    targets = ops.cast(ops.reshape(targets, (-1,)), "int32")  # (n,)
+    # Rank k has probability Q(k) under exp(u * log(V + 1)) - 1: the vocabulary is sorted by
+    # frequency, so this is close to the words' own Zipfian frequencies.
+    uniform = keras.random.uniform((num_sampled,), seed=seed)
+    sampled = ops.cast(ops.floor(ops.exp(uniform * math.log(vocab_size + 1.0))) - 1.0, "int32")
+    sampled = ops.clip(sampled, 0, vocab_size - 1)  # (num_sampled,)
+
+    true_logits = ops.sum(features * ops.take(output_embeddings, targets, axis=0), axis=-1)
+    true_logits += ops.take(output_bias, targets) - log_uniform_log_expected_count(targets, vocab_size, num_sampled)
+    sampled_logits = ops.matmul(features, ops.transpose(ops.take(output_embeddings, sampled, axis=0)))
+    sampled_logits += ops.take(output_bias, sampled) - log_uniform_log_expected_count(sampled, vocab_size, num_sampled)
+    # A candidate equal to the target ("accidental hit") must not count as a negative.
+    hits = ops.equal(targets[:, None], sampled[None, :])  # (n, num_sampled)
+    sampled_logits = ops.where(hits, ops.full_like(sampled_logits, -1e9), sampled_logits)
+    logits = ops.concatenate([true_logits[:, None], sampled_logits], axis=-1)  # (n, 1 + num_sampled)
+    losses = ops.logsumexp(logits, axis=-1) - true_logits  # (n,)
+    return ops.reshape(losses, shape)
+
+
+@keras.saving.register_keras_serializable(package="nlp_lstm")
+class NextWordModel(keras.Model):
+    """Embedding -> LSTM (1-2 layers) -> projection to the vocabulary; `model(ids)` gives the features.
+
+    Build it with `build_nextword_model`; the module docstring says why the projection is separate.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from nlp_lstm.nextword_model import NextWordModelConfig, build_nextword_model
+    >>> model = build_nextword_model(NextWordModelConfig(vocab_size=50, embedding_dim=8, units=8))
+    >>> features, states = model.features(np.array([[2, 5, 7]]))
+    >>> tuple(features.shape), tuple(model.logits(features).shape), tuple(states.shape)
+    ((1, 3, 8), (1, 3, 50), (1, 2, 8))
+    >>> logits, states = model.step(np.array([7]), model.initial_states(1))
+    >>> tuple(logits.shape), tuple(states.shape)
+    ((1, 50), (1, 2, 8))
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        embedding_dim: int = 256,
+        units: int = 256,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        tie_embeddings: bool = True,
+        num_sampled: int = 1024,
+        seed: int = 1337,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.config = NextWordModelConfig(
+            vocab_size, embedding_dim, units, num_layers, dropout, tie_embeddings, num_sampled, seed
+        )
+        self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
+        self.lstm_layers = [
+            LSTM(units, return_sequences=True, return_state=True, seed=seed + i, name=f"lstm_{i}")
+            for i in range(num_layers)
+        ]
+        self.dropout = keras.layers.Dropout(dropout, seed=seed, name="dropout")
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def build(self, input_shape=None):
+        config = self.config
+        self.embedding.build((None, None))
+        width = config.embedding_dim
+        for lstm in self.lstm_layers:
+            lstm.build((None, None, width))
+            width = config.units
+        if not config.tie_embeddings:
+            self.output_kernel = self.add_weight(
+                shape=(config.vocab_size, config.units), initializer="glorot_uniform", name="output_kernel"
+            )  # (vocab, units): one row per word, like the embedding
+        self.output_bias = self.add_weight(shape=(config.vocab_size,), initializer="zeros", name="output_bias")
+        self.built = True
+
+    @property
+    def output_embeddings(self):
+        """(vocab, units): logits = features @ output_embeddings.T + output_bias."""
+        return self.embedding.embeddings if self.config.tie_embeddings else self.output_kernel
+
+    def initial_states(self, batch_size: int):
+        """Zero states (batch_size, 2 * num_layers, units): the state before any token."""
+        return ops.zeros((batch_size, self.config.state_width, self.config.units), dtype=self.compute_dtype)
+
+    def features(self, ids, states=None, training: bool = False, mask=None):
+        """Runs whole sequences; returns (features (batch, time, units), final states (batch, 2L, units)).
+
+        `states` None starts from zeros; `mask` (batch, time) marks real tokens (masked steps keep the
+        state, so a row's final state is the one after its last real token).
+        """
+        x = self.dropout(self.embedding(ids), training=training)  # (batch, time, embedding_dim)
+        finals = []
+        for i, lstm in enumerate(self.lstm_layers):
+            initial = None if states is None else [states[:, 2 * i], states[:, 2 * i + 1]]
+            x, h, c = lstm(x, initial_state=initial, training=training, mask=mask)  # x: (batch, time, units)
+            x = self.dropout(x, training=training)
+            finals += [h, c]
+        return x, ops.stack(finals, axis=1)
+
+    def call(self, ids, training: bool = False):
+        return self.features(ids, training=training)[0]
+
+    def logits(self, features):
+        """(..., units) features -> (..., vocab) logits, the full projection."""
+        # einsum, not matmul with a transpose: the transpose would copy the (vocab, units) matrix on every call.
+        return ops.einsum("...u,vu->...v", features, self.output_embeddings) + self.output_bias
+
+    def step(self, token_ids, states):
+        """One token per sequence: (batch,) ids and (batch, 2L, units) states -> (logits (batch, vocab), states)."""
+        x = self.embedding(token_ids)  # (batch, embedding_dim)
+        new_states = []
+        for i, lstm in enumerate(self.lstm_layers):
+            x, (h, c) = lstm.cell(x, [states[:, 2 * i], states[:, 2 * i + 1]])  # (batch, units) each
+            new_states += [h, c]
+        return self.logits(x), ops.stack(new_states, axis=1)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        # y_pred: features (batch, time, units); y: next-token ids (batch, time).
+        config = self.config
+        if training and config.uses_sampled_softmax:
+            losses = sampled_softmax_loss(
+                y_pred, y, self.output_embeddings, self.output_bias, config.num_sampled, self.seed_generator
+            )
+        else:
+            losses = keras.losses.sparse_categorical_crossentropy(y, self.logits(y_pred), from_logits=True)
+        if sample_weight is not None:  # (batch, time): 0 for padding
+            weights = ops.cast(sample_weight, losses.dtype)
+            loss = ops.sum(losses * weights) / ops.maximum(ops.sum(weights), 1.0)
+        else:
+            loss = ops.mean(losses)  # mean cross-entropy per token: exp(loss) is the perplexity
+        for extra in self.losses:
+            loss = loss + ops.sum(extra)
+        return loss
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(asdict(self.config))
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def build_nextword_model(config: NextWordModelConfig) -> NextWordModel:
+    """A built (weights created), uncompiled next-word model.
+
+    Example:
+
+    >>> from nlp_lstm.nextword_model import NextWordModelConfig, build_nextword_model
+    >>> model = build_nextword_model(NextWordModelConfig(vocab_size=50, embedding_dim=8, units=8))
+    >>> model.count_params()  # 50 * 8 embedding (also the projection) + 8 * 32 + 8 * 32 + 32 + 50 bias
+    994
+    """
+    model = NextWordModel(**asdict(config), name="nextword")
+    model.build((None, None))
+    return model
