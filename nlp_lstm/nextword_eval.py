@@ -196,7 +196,8 @@ def evaluate_nextword(
     >>> result["test_texts"], result["model"]["perplexity"] > 1, result["baseline"]["perplexity"] > 1
     (4, True, True)
     """
-    from nlp_lstm.nextword import EVALUATION_FILE, load_corpus, load_nextword_folder
+    from nlp_lstm.corpus import load_corpus
+    from nlp_lstm.nextword import EVALUATION_FILE, load_nextword_folder
     from nlp_lstm.training import atomic_write_json
 
     start = time.perf_counter()
@@ -289,7 +290,8 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """Runs `nlp-lstm evaluate nextword`; prints the table and writes evaluation.json."""
-    from nlp_lstm.nextword import DEFAULT_MODEL_DIR, CorpusConfig, dry_run_config, nextword_fit_config, train_nextword
+    from nlp_lstm.corpus import CorpusConfig
+    from nlp_lstm.nextword import DEFAULT_MODEL_DIR, dry_run_config, nextword_fit_config, train_nextword
 
     model_dir, test_texts = args.model, (args.test_texts or None)
     if args.dry_run:
