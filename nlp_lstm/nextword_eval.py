@@ -207,7 +207,8 @@ def evaluate_nextword(
     test_ds = corpus.test if test_texts is None else corpus.test.take(test_texts)
     test = token_sequences(test_ds, loaded.vocabulary)
     if verbose:
-        print(f"scoring the model on {len(test)} test texts ({sum(len(s) - 1 for s in test):,} targets)", file=sys.stderr)
+        targets = sum(len(s) - 1 for s in test)
+        print(f"scoring the model on {len(test)} test texts ({targets:,} targets)", file=sys.stderr)
     model_metrics = score_model(loaded.model, loaded.vocabulary, test).result()
     result: dict[str, Any] = {
         "test_texts": len(test),
@@ -263,7 +264,8 @@ def format_evaluation(result: dict[str, Any]) -> str:
     if result.get("baseline"):
         rows.append(("KN trigram", result["baseline"]))
     for name, m in rows:
-        lines.append(f"{name:<12}{cell(m['perplexity'], '.1f', 12)}{cell(m['top1'], '.1%', 8)}{cell(m['top3'], '.1%', 8)}")
+        scores = cell(m["perplexity"], ".1f", 12) + cell(m["top1"], ".1%", 8) + cell(m["top3"], ".1%", 8)
+        lines.append(f"{name:<12}{scores}")
     if result.get("ratios"):
         r = result["ratios"]
         lines.append(f"{'LSTM / KN':<12}{cell(r['perplexity'], '.2f', 11)}x{cell(r['top1'], '.2f', 7)}x"

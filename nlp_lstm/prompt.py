@@ -43,6 +43,7 @@ from nlp_lstm.generate import (
     WordTokenizer,
     generate,
 )
+from nlp_lstm.text import OOV_ID
 
 HELP = """commands (at the end of a line, then Enter):
   /more N [greedy | topk K | topp P | temp T | beam B]   continue the text by N words
@@ -187,7 +188,8 @@ class TypedContext:
 
     def _rewrite(self, chunks: list[str]) -> None:
         """An earlier word changed: keep the chunks before the first change, then append the rest."""
-        same = next((i for i, (a, b) in enumerate(zip(self._chunks, chunks)) if a != b), min(len(chunks), len(self._chunks)))
+        shorter = min(len(chunks), len(self._chunks))
+        same = next((i for i, (a, b) in enumerate(zip(self._chunks, chunks)) if a != b), shorter)
         keep = self._chunk_ends[same - 1] if same else 0
         del self._chunks[same:], self._chunk_ends[same:], self._ids[keep:]
         self._append(chunks[same:])
@@ -231,7 +233,7 @@ class TypedContext:
 
 
 def format_suggestions(suggestions: Sequence[tuple[str, float]]) -> str:
-    """'really 12.1% | a 8.0%', numbered when `numbered`.
+    """Suggestions on one line: 'really 12.1% | a 8.0%'.
 
     Example:
 
@@ -290,7 +292,7 @@ def answer(context: TypedContext, line: str, config: PromptConfig) -> dict:
     note = None
     if not ids:
         note = "empty prompt: these words start a text"
-    elif all(i == 1 for i in ids):  # OOV_ID
+    elif all(i == OOV_ID for i in ids):
         note = "no word of the prompt is in the vocabulary; suggestions follow unknown words"
     result = {"prompt_words": len(ids), "suggestions": [[w, round(p, 6)] for w, p in context.suggestions(config.k)],
               "note": note, "continuation": None}  # fmt: skip
@@ -303,7 +305,7 @@ def answer(context: TypedContext, line: str, config: PromptConfig) -> dict:
 
 def run_pipe(context: TypedContext, lines: Iterable[str], out: TextIO, config: PromptConfig) -> int:
     """Pipe mode: one prompt per line of `lines`, answers on `out`."""
-    for number, line in enumerate(lines, 1):
+    for line in lines:
         result = answer(context, line.rstrip("\r\n"), config)
         if config.json:
             out.write(json.dumps(result, ensure_ascii=False) + "\n")

@@ -92,7 +92,8 @@ def bench_context(decoder: Decoder, tokenizer: WordTokenizer, length: int, confi
 def run(decoder: Decoder, tokenizer: WordTokenizer, config: BenchConfig) -> list[dict]:
     """Warms up (traces the step), then times each context length; prints a table as it goes."""
     bench_context(decoder, tokenizer, 5, BenchConfig(words=5, rereads=2))  # traces every function once
-    print(f"{'context':>8} {'word p50':>9} {'word p99':>9} {'key p99':>8} {'re-read p50':>12} {'re-read p99':>12}  (ms)")
+    header = f"{'context':>8} {'word p50':>9} {'word p99':>9} {'key p99':>8} {'re-read p50':>12} {'re-read p99':>12}"
+    print(header + "  (ms)")
     rows = []
     for length in config.contexts:
         row = bench_context(decoder, tokenizer, length, config)
@@ -109,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="a next-word model folder (default: an untrained model of the default size)")
     parser.add_argument("--contexts", type=int, nargs="+", default=list(BenchConfig.contexts),
                         help="context lengths in words (default: %(default)s)")
-    parser.add_argument("--words", type=int, default=BenchConfig.words, help="words typed per context (default: %(default)s)")
+    parser.add_argument("--words", type=int, default=BenchConfig.words,
+                        help="words typed per context (default: %(default)s)")
     parser.add_argument("--rereads", type=int, default=BenchConfig.rereads,
                         help="timed re-reads of the whole prefix per context (default: %(default)s)")
     parser.add_argument("--json", metavar="FILE", default=None, help="also write the figures to FILE")

@@ -11,8 +11,9 @@ Every text is [BOS] w1 ... wn; its events are (BOS BOS -> w1), (BOS w1 -> w2), .
 the same next-token targets as the LSTM's training stream (where [BOS] also ends a text). Counting
 is numpy over int64 keys (u * V + v) * V + w: 17M tokens in seconds, no Python loop over tokens.
 
-Top-k needs no pass over the whole vocabulary: outside the words seen after (u, v) or after v,
-P3 is a constant times P1, so the best candidates are those seen words plus the k best by P1.
+Top-k needs no pass over the whole vocabulary: outside the words seen after (u, v), P3 is a constant
+times P2(. | v), so the best are among those words and the k best under P2 (cached per v); and the
+k best under P2 are among the words seen after v and the k best under P1.
 """
 
 from __future__ import annotations
@@ -101,7 +102,8 @@ class KneserNeyTrigram:
         self.p1 = (np.maximum(counts1 - self.d1, 0) + self.d1 * np.sum(counts1 > 0) / V) / total1  # (V,)
         self.p1 /= self.p1.sum()  # already 1 up to rounding; exactly 1 when no word was seen
         allowed = np.flatnonzero(~self.banned)
-        self.best_unigrams = allowed[np.argsort(-self.p1[allowed], kind="stable")[:TOP_K]]
+        self.best_unigrams = allowed[np.lexsort((allowed, -self.p1[allowed]))[:TOP_K]]
+        self._bigram_cache: dict[tuple[int, int], np.ndarray] = {}
         return self
 
     def probabilities(self, u: np.ndarray, v: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -120,17 +122,33 @@ class KneserNeyTrigram:
         c3 = _lookup(self.keys3, self.counts3, context * V + w)
         return np.where(total3 > 0, (np.maximum(c3 - self.d3, 0) + self.d3 * types3 * p2) / np.maximum(total3, 1), p2)
 
+    def _best(self, candidates: np.ndarray, u: int, v: int, k: int) -> np.ndarray:
+        """The k likeliest of `candidates` after (u, v), best first (ties: lower id first)."""
+        candidates = np.unique(candidates)
+        candidates = candidates[~self.banned[candidates]]
+        probs = self.probabilities(np.full(candidates.shape, u), np.full(candidates.shape, v), candidates)
+        return candidates[np.lexsort((candidates, -probs))[:k]]
+
+    def _top_k_after(self, v: int, k: int) -> np.ndarray:
+        """The k likeliest allowed tokens under P2(. | v) (cached per v): words seen after v, or the k best by P1."""
+        if (v, k) not in self._bigram_cache:
+            V = self.vocab_size
+            lo2, hi2 = np.searchsorted(self.keys2, [v * V, v * V + V])
+            candidates = np.concatenate([self.keys2[lo2:hi2] % V, self.best_unigrams[:k]])
+            # P2 alone (u is a context never seen: P3 falls back to P2)
+            self._bigram_cache[(v, k)] = self._best(candidates, -1, v, k)
+        return self._bigram_cache[(v, k)]
+
     def top_k(self, u: int, v: int, k: int = TOP_K) -> np.ndarray:
-        """The k likeliest allowed next tokens after (u, v), best first."""
+        """The k likeliest allowed next tokens after (u, v), best first.
+
+        Outside the words seen after (u, v), P3 is a constant times P2(. | v), so the answer is among
+        those words and the k best under P2; likewise P2 against P1 one order down.
+        """
         V = self.vocab_size
         context = u * V + v
         lo3, hi3 = np.searchsorted(self.keys3, [context * V, context * V + V])
-        lo2, hi2 = np.searchsorted(self.keys2, [v * V, v * V + V])
-        candidates = np.unique(np.concatenate([self.keys3[lo3:hi3] % V, self.keys2[lo2:hi2] % V, self.best_unigrams]))
-        candidates = candidates[~self.banned[candidates]]
-        probs = self.probabilities(np.full(candidates.shape, u), np.full(candidates.shape, v), candidates)
-        order = np.lexsort((candidates, -probs))[:k]  # ties: lower id first
-        return candidates[order]
+        return self._best(np.concatenate([self.keys3[lo3:hi3] % V, self._top_k_after(v, k)]), u, v, k)
 
     def score(self, sequences: Sequence[np.ndarray]) -> NextWordMetrics:
         """Perplexity and top-k of the words of token sequences ([BOS] first; the end is not scored)."""

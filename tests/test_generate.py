@@ -36,7 +36,8 @@ def test_incremental_decoding_equals_rereading_the_prefix(num_layers, tie):
         if n in (1, 2, 7, 40):
             reread = decoder.read_prefix([decoder.boundary_id, *ids[:n]])
             np.testing.assert_allclose(logits, reread, atol=1e-5)
-            np.testing.assert_allclose(decoder.suggestion_log_probs(logits), decoder.suggestion_log_probs(reread), atol=1e-5)
+            suggested, resuggested = decoder.suggestion_log_probs(logits), decoder.suggestion_log_probs(reread)
+            np.testing.assert_allclose(suggested, resuggested, atol=1e-5)
     # feed() (one run of the layer's loop) lands on the same state as 40 steps
     _, fed = decoder.feed(list(ids), decoder.start()[1])
     np.testing.assert_allclose(fed, states, atol=1e-5)

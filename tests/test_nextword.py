@@ -18,10 +18,11 @@ import tensorflow as tf
 
 from conftest import write_tiny_aclimdb
 from nextword_helpers import toy_corpus_file, write_model_folder
-from nlp_lstm import nextword, nextword_eval, nextword_model
+from nlp_lstm import corpus, nextword, nextword_eval, nextword_model
 from nlp_lstm.data import DataError
 from nlp_lstm.generate import Decoder
-from nlp_lstm.nextword import CorpusConfig, NextWordConfig, load_corpus, load_nextword_folder, train_nextword
+from nlp_lstm.corpus import CorpusConfig, load_corpus
+from nlp_lstm.nextword import NextWordConfig, load_nextword_folder, train_nextword
 from nlp_lstm.nextword_eval import NextWordMetrics, score_model, token_sequences
 from nlp_lstm.nextword_model import NextWordModelConfig, build_nextword_model, sampled_softmax_loss
 from nlp_lstm.training import FitConfig, ModelFolderError, OutputFolderError
@@ -121,9 +122,9 @@ def test_model_config_is_validated():
 
 def test_corpus_files_are_paragraphs_undecodable_bytes_counted(tmp_path):
     path = toy_corpus_file(tmp_path, paragraphs=40)
-    corpus = load_corpus(CorpusConfig(files=(str(path),), val_fraction=0.1, test_fraction=0.1), verbose=False)
-    assert corpus.sizes == {"val": 4, "test": 4, "train": 33} and corpus.n_replaced == 1
-    assert sum(1 for _ in corpus.train) == 33
+    texts = load_corpus(CorpusConfig(files=(str(path),), val_fraction=0.1, test_fraction=0.1), verbose=False)
+    assert texts.sizes == {"val": 4, "test": 4, "train": 33} and texts.n_replaced == 1
+    assert sum(1 for _ in texts.train) == 33
     (tmp_path / "short.txt").write_text("Only one paragraph.\n", encoding="utf-8")
     with pytest.raises(DataError, match="at least 3"):
         load_corpus(CorpusConfig(files=(str(tmp_path / "short.txt"),)), verbose=False)
@@ -198,17 +199,21 @@ def test_kn_trigram_is_a_distribution_and_its_top_k_is_exact():
     assert doctest.testmod(kn_trigram).failed == 0
 
 
-def test_evaluate_and_bench_scripts(trained_dir, acl_imdb, capsys):
-    assert run_script("bench_nextword.py", ["--model", trained_dir, "--data", acl_imdb, "--dry-run"]) == 0
+def test_evaluate_command_and_bench_script(trained_dir, acl_imdb, capsys):
+    from nlp_lstm.cli import main
+
+    assert main(["evaluate", "nextword", "--model", trained_dir, "--data", acl_imdb, "--test-texts", "3"]) == 0
     out = capsys.readouterr().out
     assert "KN trigram" in out and "LSTM / KN" in out
     evaluation = json.loads((Path(trained_dir) / "evaluation.json").read_text())
-    assert evaluation["test_texts"] == 4 and evaluation["baseline"]["train_tokens"] > 0
+    assert evaluation["test_texts"] == 3 and evaluation["baseline"]["train_tokens"] > 0
+    assert run_script("bench_nextword.py", ["--dry-run", "--data", acl_imdb]) == 0  # trains a tiny model first
+    assert "test texts: 4" in capsys.readouterr().out
     assert run_script("bench_nextword.py", ["--model", acl_imdb]) == 2  # not a model folder: one line, status 2
     assert capsys.readouterr().err.startswith("error: ")
 
 
 def test_docstring_examples_run(trained_dir, acl_imdb):
     globs = {"acl_imdb": acl_imdb, "model_dir": trained_dir, "replace": replace, "FitConfig": FitConfig}
-    for module in (nextword_model, nextword, nextword_eval):
+    for module in (corpus, nextword_model, nextword, nextword_eval):
         assert doctest.testmod(module, extraglobs=globs).failed == 0, module.__name__

@@ -105,7 +105,8 @@ def test_pipe_mode_text_output_and_seeded_continuations(loaded):
     outputs = []
     for _ in range(2):
         out = io.StringIO()
-        prompt.run_pipe(TypedContext(decoder, tokenizer), ["the movie was"], out, PromptConfig(more_words=5, rule="topp 0.9", seed=7))
+        config = PromptConfig(more_words=5, rule="topp 0.9", seed=7)
+        prompt.run_pipe(TypedContext(decoder, tokenizer), ["the movie was"], out, config)
         outputs.append(out.getvalue())
     assert outputs[0] == outputs[1]
     assert outputs[0].startswith("> the movie was\n  next: ") and "  more: " in outputs[0]
