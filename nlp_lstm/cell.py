@@ -127,29 +127,23 @@ class LSTMCell(keras.layers.Layer, DropoutRNNCell):
             constraint=self.recurrent_constraint,
         )
         if self.use_bias:
-            bias_initializer = self.bias_initializer
-            if self.unit_forget_bias:
-                units, base = self.units, self.bias_initializer
-
-                def bias_initializer(shape, dtype=None):
-                    # (4 * units,): gates i, f, c, o; only f starts at one.
-                    return ops.concatenate(
-                        [
-                            base((units,), dtype=dtype),
-                            ops.ones((units,), dtype=dtype),
-                            base((2 * units,), dtype=dtype),
-                        ]
-                    )
-
+            initializer = self._forget_bias_initializer if self.unit_forget_bias else self.bias_initializer
             self.bias = self.add_weight(
                 shape=(4 * self.units,),
                 name="bias",
-                initializer=bias_initializer,
+                initializer=initializer,
                 regularizer=self.bias_regularizer,
                 constraint=self.bias_constraint,
             )
         else:
             self.bias = None
+
+    def _forget_bias_initializer(self, shape, dtype=None):
+        # (4 * units,): gates i, f, c, o; the forget gate starts at one, the others as bias_initializer.
+        units, base = self.units, self.bias_initializer
+        return ops.concatenate(
+            [base((units,), dtype=dtype), ops.ones((units,), dtype=dtype), base((2 * units,), dtype=dtype)]
+        )
 
     def gates_to_state(self, z, c_prev):
         """Applies the gate activations to pre-activations `z` (batch, 4 * units); returns (h, c)."""

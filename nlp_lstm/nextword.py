@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shutil
 import sys
 import tempfile
 import time
@@ -51,23 +50,20 @@ from nlp_lstm.text import (
     build_vectorizer,
     load_vocabulary,
     make_language_model_dataset,
-    save_vocabulary,
-    vectorizer_from_vocabulary,
 )
 from nlp_lstm.training import (
-    BACKUP_DIR,
     CONFIG_FILE,
     METRICS_FILE,
     MODEL_FILE,
     FitConfig,
     ModelFolderError,
-    OutputFolderError,
     atomic_write_json,
-    check_output_folder,
+    begin_writing,
     fit,
-    has_backup,
     read_model_config,
     require_files,
+    run_vocabulary,
+    start_run,
     training_time_s,
     write_metrics_json,
 )
@@ -257,33 +253,24 @@ def train_nextword(
     (['checkpoint.json', 'config.json', 'curves.png', 'history.csv'], True)
     """
     start = time.perf_counter()
-    out = check_output_folder(out_dir, overwrite)
-    fit_config = fit_config or nextword_fit_config(config)
     wanted = _folder_config(config, corpus_config, None)
-    resuming = has_backup(out)
-    if resuming and not _same_run(out, wanted):
-        if not overwrite:
-            raise OutputFolderError(
-                f"{out} holds an interrupted training run with other options; rerun it with the options in "
-                f"{out / CONFIG_FILE}, or pass --overwrite to start over, or --out another folder"
-            )
-        shutil.rmtree(out / BACKUP_DIR)
-        resuming = False
+    out, resuming = start_run(out_dir, overwrite, lambda folder: _same_run(folder, wanted))
+    fit_config = fit_config or nextword_fit_config(config)
 
     corpus = load_corpus(corpus_config, verbose=verbose)
     if corpus.sizes["val"] == 0:
         raise DataError(f"no text is left for validation out of {corpus.sizes['train']}: raise --val-fraction")
-    vocabulary_path = out / VOCABULARY_FILE
-    if resuming and vocabulary_path.exists():
-        vectorizer = vectorizer_from_vocabulary(load_vocabulary(vocabulary_path), VectorizerConfig(None))
-    else:
+    begin_writing(out, resuming)
+
+    def build() -> Any:
         if verbose:
             print(f"building the vocabulary ({config.max_tokens} tokens) from {corpus.sizes['train']} texts",
                   file=sys.stderr)  # fmt: skip
-        vectorizer = build_vectorizer(
+        return build_vectorizer(
             corpus.train, VectorizerConfig(max_tokens=config.max_tokens, reserved_tokens=(BOUNDARY_TOKEN,))
         )
-        save_vocabulary(vectorizer, vocabulary_path)
+
+    vectorizer = run_vocabulary(out, resuming, build)
     vocabulary_size = vectorizer.vocabulary_size()
     atomic_write_json(out / CONFIG_FILE, _folder_config(config, corpus_config, vocabulary_size))
 

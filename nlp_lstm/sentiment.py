@@ -17,7 +17,6 @@ Labels everywhere: 0 = neg, 1 = pos (`nlp_lstm.data.LABEL_NAMES`); a probability
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields, replace
@@ -38,23 +37,21 @@ from nlp_lstm.text import (
     build_vectorizer,
     load_vocabulary,
     make_classification_dataset,
-    save_vocabulary,
     vectorizer_from_vocabulary,
 )
 from nlp_lstm.training import (
-    BACKUP_DIR,
     CONFIG_FILE,
     METRICS_FILE,
     MODEL_FILE,
     FitConfig,
     ModelFolderError,
-    OutputFolderError,
     atomic_write_json,
-    check_output_folder,
+    begin_writing,
     fit,
-    has_backup,
     read_model_config,
     require_files,
+    run_vocabulary,
+    start_run,
     training_time_s,
     write_metrics_json,
 )
@@ -376,16 +373,8 @@ def train_sentiment(
     (1, 4, True)
     """
     start = time.perf_counter()
-    out = check_output_folder(out_dir, overwrite)
+    out, resuming = start_run(out_dir, overwrite, lambda folder: _same_run(folder, config, data_config))
     fit_config = fit_config or sentiment_fit_config(config)
-    resuming = has_backup(out)
-    if resuming and not _same_run(out, config, data_config):
-        if not overwrite:
-            raise OutputFolderError(
-                f"{out} holds an interrupted training run with other options; rerun it with the options "
-                f"in {out / CONFIG_FILE}, or pass --overwrite to start over, or --out another folder"
-            )
-        resuming = False
 
     splits = load_imdb(replace(data_config, include_unsup=False))
     if splits.sizes["val"] == 0:
@@ -393,16 +382,10 @@ def train_sentiment(
             f"no validation reviews (val_fraction={data_config.val_fraction}, {splits.sizes['train']} training "
             f"reviews): the best epoch is picked on validation, so pass a larger --val-fraction or --limit"
         )
-    if has_backup(out) and not resuming:
-        shutil.rmtree(out / BACKUP_DIR)  # --overwrite: the interrupted run of other options is dropped
-    # From here on the folder changes: an old metrics.json (of a model --overwrite replaces) must go.
-    (out / METRICS_FILE).unlink(missing_ok=True)
-    vocabulary_path = out / VOCABULARY_FILE
-    if resuming and vocabulary_path.exists():
-        vectorizer = vectorizer_from_vocabulary(load_vocabulary(vocabulary_path), VectorizerConfig(config.max_tokens))
-    else:
-        vectorizer = build_vectorizer(splits.train, VectorizerConfig(max_tokens=config.max_tokens))
-        save_vocabulary(vectorizer, vocabulary_path)
+    begin_writing(out, resuming)
+    vectorizer = run_vocabulary(
+        out, resuming, lambda: build_vectorizer(splits.train, VectorizerConfig(max_tokens=config.max_tokens))
+    )
     vocabulary_size = vectorizer.vocabulary_size()
     atomic_write_json(out / CONFIG_FILE, _folder_config(config, data_config, vocabulary_size))
 

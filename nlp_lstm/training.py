@@ -46,7 +46,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -55,10 +55,12 @@ import keras
 import tensorflow as tf
 
 from nlp_lstm.files import atomic_replace, atomic_write_text  # noqa: F401  (re-exported)
+from nlp_lstm.text import VectorizerConfig, load_vocabulary, save_vocabulary, vectorizer_from_vocabulary
 
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
+VOCABULARY_FILE = "vocabulary.txt"
 HISTORY_FILE = "history.csv"
 CURVES_FILE = "curves.png"
 CHECKPOINT_FILE = "checkpoint.json"
@@ -228,6 +230,53 @@ def has_backup(out_dir: str | os.PathLike) -> bool:
     """Whether `out_dir` holds the backup of an interrupted `fit` (which the next `fit` resumes)."""
     backup = Path(out_dir) / BACKUP_DIR
     return backup.is_dir() and any(backup.iterdir())
+
+
+def start_run(out_dir: str | os.PathLike, overwrite: bool, same_run: Callable[[Path], bool]) -> tuple[Path, bool]:
+    """Checks the output folder of a training run and says whether the run resumes an interrupted one.
+
+    Args:
+        out_dir: The model folder to write.
+        overwrite: Replace a finished model, or an interrupted run of other options, in `out_dir`.
+        same_run: Whether the folder's config.json describes this very run (so its backup may resume).
+
+    Returns (folder, resuming). Raises OutputFolderError for a folder that cannot be written, one that
+    holds a finished model (unless `overwrite`), or one with an interrupted run of other options.
+    Nothing in the folder changes until `begin_writing`.
+    """
+    out = check_output_folder(out_dir, overwrite)
+    resuming = has_backup(out)
+    if resuming and not same_run(out):
+        if not overwrite:
+            raise OutputFolderError(
+                f"{out} holds an interrupted training run with other options; rerun it with the options "
+                f"in {out / CONFIG_FILE}, or pass --overwrite to start over, or --out another folder"
+            )
+        resuming = False
+    return out, resuming
+
+
+def begin_writing(out: Path, resuming: bool) -> None:
+    """The folder starts to change: drops the backup of a run being replaced and the old metrics.json.
+
+    metrics.json marks a finished model, so it goes first: a run killed from here on leaves a folder
+    that the next run resumes or refuses, never a half-trained model that looks finished.
+    """
+    if has_backup(out) and not resuming:
+        shutil.rmtree(out / BACKUP_DIR)
+    (out / METRICS_FILE).unlink(missing_ok=True)
+
+
+def run_vocabulary(
+    out: Path, resuming: bool, build: Callable[[], keras.layers.TextVectorization]
+) -> keras.layers.TextVectorization:
+    """The run's vectorizer: the saved vocabulary when resuming, else `build()`, saved once in `out`."""
+    path = out / VOCABULARY_FILE
+    if resuming and path.exists():
+        return vectorizer_from_vocabulary(load_vocabulary(path), VectorizerConfig(None))
+    vectorizer = build()
+    save_vocabulary(vectorizer, path)
+    return vectorizer
 
 
 def _backed_up_epoch(out_dir: Path) -> int:

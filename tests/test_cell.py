@@ -246,3 +246,12 @@ def test_invalid_arguments(kwargs, word):
 def test_docstring_example_runs():
     result = doctest.testmod(nlp_lstm.cell, raise_on_error=False)
     assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize("unit_forget_bias", [True, False])
+def test_bias_starts_as_keras_lstm_cell_does(unit_forget_bias):
+    ours, ref = LSTMCell(U, unit_forget_bias=unit_forget_bias), keras.layers.LSTMCell(U, unit_forget_bias=unit_forget_bias)
+    ours.build((None, D))
+    ref.build((None, D))
+    np.testing.assert_array_equal(np.asarray(ours.bias), np.asarray(ref.bias))
+    assert np.asarray(ours.bias)[U : 2 * U].tolist() == [1.0 if unit_forget_bias else 0.0] * U

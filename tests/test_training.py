@@ -270,3 +270,22 @@ def test_atomic_write_keeps_the_old_file_when_the_write_fails(tmp_path):
     atomic_replace(target, lambda tmp: tmp.write_text("new model"))
     assert target.read_text() == "new model"
     assert target.stat().st_mode & 0o777 == 0o644  # readable by a server, not only by its owner
+
+
+def test_a_run_replacing_a_model_drops_its_finished_marker_first(tmp_path):
+    from nlp_lstm.training import OutputFolderError, begin_writing, start_run
+
+    out = tmp_path / "model"
+    (out / "backup").mkdir(parents=True)
+    (out / "backup" / "latest.weights.h5").write_text("interrupted run")
+    (out / "metrics.json").write_text("{}")
+    (out / "model.keras").write_text("finished model")
+    with pytest.raises(OutputFolderError):
+        start_run(out, overwrite=False, same_run=lambda folder: False)
+    assert (out / "metrics.json").exists()  # a refusal changes nothing
+    folder, resuming = start_run(out, overwrite=True, same_run=lambda folder: False)
+    assert (folder, resuming) == (out, False)
+    assert (out / "metrics.json").exists() and (out / "backup").exists()  # still nothing changed
+    begin_writing(folder, resuming)
+    assert not (out / "metrics.json").exists() and not (out / "backup").exists()
+    assert (out / "model.keras").read_text() == "finished model"  # replaced only by the new best checkpoint
