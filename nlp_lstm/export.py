@@ -29,7 +29,8 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 from pathlib import Path
 
 import keras
@@ -104,6 +105,33 @@ def saved_model_op_names(path: str | os.PathLike) -> set[str]:
     return names
 
 
+def write_string_archive(
+    folder: Path,
+    model: keras.Model,
+    vectorizer: keras.layers.TextVectorization,
+    serve: Callable[[tf.Tensor], dict[str, tf.Tensor]],
+    extra_endpoints: Sequence[tuple[str, Callable[..., Any], list[tf.TensorSpec]]] = (),
+) -> None:
+    """Writes a SavedModel to `folder` whose `serving_default` takes raw strings (`text`, [None]).
+
+    Tracks the model and the vectorizer (its lookup table is a resource the SavedModel must hold), adds
+    `extra_endpoints` as (name, function, input_signature), and refuses a graph with CuDNN ops.
+    """
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    vectorizer(tf.constant([""]))  # builds the layer, which ExportArchive requires
+    archive.track(vectorizer)
+    archive.add_endpoint(
+        "serving_default", serve, input_signature=[tf.TensorSpec([None], tf.string, name="text")]
+    )
+    for name, function, signature in extra_endpoints:
+        archive.add_endpoint(name, function, input_signature=signature)
+    archive.write_out(str(folder), verbose=False)
+    cudnn = sorted(op for op in saved_model_op_names(folder) if "Cudnn" in op)
+    if cudnn:  # a GPU-only op would make the model unservable on a CPU
+        raise RuntimeError(f"the exported graph holds CuDNN ops {cudnn}; it would not serve on a CPU")
+
+
 def export_sentiment(model_dir: str | os.PathLike, export_dir: str | os.PathLike) -> Path:
     """Exports a sentiment model folder as a string-in SavedModel; returns EXPORT_DIR/<version>.
 
@@ -130,16 +158,6 @@ def export_sentiment(model_dir: str | os.PathLike, export_dir: str | os.PathLike
         return {"probability": probability, "label": tf.cast(probability >= 0.5, tf.int64)}
 
     def write(folder: Path) -> None:
-        archive = keras.export.ExportArchive()
-        archive.track(model)
-        vectorizer(tf.constant([""]))  # builds the layer, which ExportArchive requires
-        archive.track(vectorizer)  # its lookup table is a resource the SavedModel must hold
-        archive.add_endpoint(
-            "serving_default", serve, input_signature=[tf.TensorSpec([None], tf.string, name="text")]
-        )
-        archive.write_out(str(folder), verbose=False)
-        cudnn = sorted(op for op in saved_model_op_names(folder) if "Cudnn" in op)
-        if cudnn:  # a GPU-only op would make the model unservable on a CPU
-            raise RuntimeError(f"the exported graph holds CuDNN ops {cudnn}; it would not serve on a CPU")
+        write_string_archive(folder, model, vectorizer, serve)
 
     return write_next_version(export_dir, write)

@@ -26,11 +26,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import keras
 import numpy as np
 import tensorflow as tf
 
-from nlp_lstm.export import saved_model_op_names, write_next_version
+from nlp_lstm.export import write_next_version, write_string_archive
 from nlp_lstm.generate import NEVER_SUGGESTED
 from nlp_lstm.nextword import DEFAULT_MODEL_DIR, VOCABULARY_FILE, load_nextword_folder
 from nlp_lstm.text import BOUNDARY_TOKEN, VectorizerConfig, vectorizer_from_vocabulary
@@ -90,22 +89,11 @@ def export_nextword(
         return {"logits": logits, "states": states}
 
     def write(folder: Path) -> None:
-        archive = keras.export.ExportArchive()
-        archive.track(model)
-        vectorizer(tf.constant([""]))  # builds the layer, which ExportArchive requires
-        archive.track(vectorizer)  # its lookup table is a resource the SavedModel must hold
-        archive.add_endpoint(
-            "serving_default", serve, input_signature=[tf.TensorSpec([None], tf.string, name="text")]
-        )
-        archive.add_endpoint(
-            "step", step,
-            input_signature=[tf.TensorSpec([None], tf.int64, name="token_ids"),
-                             tf.TensorSpec([None, config.state_width, config.units], tf.float32, name="states")],
-        )  # fmt: skip
-        archive.write_out(str(folder), verbose=False)
-        cudnn = sorted(op for op in saved_model_op_names(folder) if "Cudnn" in op)
-        if cudnn:  # a GPU-only op would make the model unservable on a CPU
-            raise RuntimeError(f"the exported graph holds CuDNN ops {cudnn}; it would not serve on a CPU")
+        step_signature = [
+            tf.TensorSpec([None], tf.int64, name="token_ids"),
+            tf.TensorSpec([None, config.state_width, config.units], tf.float32, name="states"),
+        ]
+        write_string_archive(folder, model, vectorizer, serve, [("step", step, step_signature)])
         (folder / "assets.extra").mkdir(exist_ok=True)
         shutil.copyfile(loaded.folder / VOCABULARY_FILE, folder / "assets.extra" / VOCABULARY_FILE)
 
