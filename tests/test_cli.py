@@ -9,14 +9,14 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import time
 import types
 from pathlib import Path
 
 import pytest
+
+from tests.process_helpers import kill_once_backed_up
 
 from nlp_lstm import cli
 from nlp_lstm.cli import build_parser, main
@@ -261,21 +261,7 @@ def test_rerunning_the_train_command_after_kill_9_resumes(tmp_path, aclimdb_writ
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     metadata = out / "backup" / "training_metadata.json"
-    try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and first.poll() is None:
-            try:
-                if json.loads(metadata.read_text())["epoch"] >= 2:
-                    break
-            except (OSError, ValueError, KeyError):
-                pass
-            time.sleep(0.05)
-        assert first.poll() is None, "the first run ended before it could be killed"
-        first.send_signal(signal.SIGKILL)
-        first.wait(timeout=30)
-    finally:
-        if first.poll() is None:
-            first.kill()
+    kill_once_backed_up(first, metadata, epoch=2, timeout_s=300)
     resumed_at = json.loads(metadata.read_text())["epoch"]
     second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stderr[-3000:]

@@ -10,12 +10,13 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
+
+from tests.process_helpers import kill_once_backed_up
 import tensorflow as tf
 
 from nlp_lstm import training
@@ -216,22 +217,7 @@ def test_rerun_after_kill_9_resumes_instead_of_restarting(tmp_path):
     command = [sys.executable, "-c", KILLED_TRAINING, str(out)]
     first = subprocess.Popen([*command, "slow", str(Path(__file__).parent)], env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)  # fmt: skip
-    try:
-        deadline = time.monotonic() + 120
-        # Kill once two epochs are backed up (mid-epoch: backups come every 2 of 8 steps).
-        while time.monotonic() < deadline and first.poll() is None:
-            try:
-                if json.loads(metadata.read_text())["epoch"] >= 2:
-                    break
-            except (OSError, ValueError, KeyError):
-                pass
-            time.sleep(0.02)
-        assert first.poll() is None, "the first run ended before it could be killed"
-        first.send_signal(signal.SIGKILL)
-        first.wait(timeout=30)
-    finally:
-        if first.poll() is None:
-            first.kill()
+    kill_once_backed_up(first, metadata, epoch=2, timeout_s=120)
     assert first.returncode == -signal.SIGKILL
     killed_at = json.loads(metadata.read_text())["epoch"]
     assert killed_at >= 2
