@@ -33,6 +33,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from nlp_lstm import __version__
+from nlp_lstm.distribute import add_strategy_arguments, make_strategy, strategy_config_from_args
 
 DEFAULT_SENTIMENT_DIR = "saved_models/sentiment"  # = nlp_lstm.sentiment.DEFAULT_MODEL_DIR, without importing TF
 DRY_RUN_LIMIT = 16  # reviews per split in a dry run
@@ -116,6 +117,7 @@ def _add_train_sentiment(apps: Any) -> None:
     parser.add_argument("--max-train-minutes", type=float, default=None,
                         help="stop after the epoch when another would take training past this many minutes "
                         "(default: no limit)")  # fmt: skip
+    add_strategy_arguments(parser)
     _add_dry_run_argument(parser, "train a tiny model for one step on a handful of reviews")
     parser.set_defaults(run=_run_train_sentiment)
 
@@ -140,13 +142,18 @@ def _sentiment_configs(args: argparse.Namespace) -> tuple[Any, Any]:
 
 
 def _run_train_sentiment(args: argparse.Namespace) -> int:
+    data_config, config = _sentiment_configs(args)
+    strategy = make_strategy(strategy_config_from_args(args))  # first: a cluster forms before TensorFlow runs
     from nlp_lstm.sentiment import sentiment_fit_config, train_sentiment
 
-    data_config, config = _sentiment_configs(args)
     out = args.out or (tempfile.mkdtemp(prefix="nlp-lstm-dry-run-") if args.dry_run else DEFAULT_SENTIMENT_DIR)
     metrics = train_sentiment(
-        data_config, config, out, sentiment_fit_config(config, dry_run=args.dry_run), overwrite=args.overwrite
+        data_config, config, out, sentiment_fit_config(config, dry_run=args.dry_run), overwrite=args.overwrite,
+        strategy=strategy,
     )
+    if "test_accuracy" not in metrics:  # a worker other than the chief: the chief reports
+        print(f"worker {metrics['task']} done after {metrics['epochs']} epoch(s); the chief wrote the model")
+        return 0
     print(
         f"val accuracy {metrics['val_accuracy']:.4f}, test accuracy {metrics['test_accuracy']:.4f} "
         f"after {metrics['epochs']} epoch(s); {metrics['wall_time_s']:.0f} s wall time; model in {out}"
@@ -360,7 +367,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _user_error_types() -> tuple[type[BaseException], ...]:
     types: list[type[BaseException]] = [OSError, _CommandUnavailable]
-    for module_name, name in (("nlp_lstm.data", "DataError"), ("nlp_lstm.training", "ModelFolderError")):
+    for module_name, name in (
+        ("nlp_lstm.data", "DataError"), ("nlp_lstm.training", "ModelFolderError"), ("nlp_lstm.distribute", "StrategyError")
+    ):  # fmt: skip
         module = sys.modules.get(module_name)  # imported if the command got far enough to raise it
         if module is not None:
             types.append(getattr(module, name))

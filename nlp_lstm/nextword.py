@@ -43,6 +43,15 @@ import tensorflow as tf
 from nlp_lstm import __version__
 from nlp_lstm.corpus import Corpus, CorpusConfig, load_corpus
 from nlp_lstm.data import DataError
+from nlp_lstm.distribute import (
+    StrategyError,
+    add_strategy_arguments,
+    make_strategy,
+    prepare_model,
+    role_of,
+    shardable,
+    strategy_config_from_args,
+)
 from nlp_lstm.nextword_model import NextWordModel, NextWordModelConfig, build_nextword_model
 from nlp_lstm.text import (
     BOUNDARY_TOKEN,
@@ -59,12 +68,13 @@ from nlp_lstm.training import (
     ModelFolderError,
     atomic_write_json,
     begin_writing,
+    cluster_vocabulary,
     fit,
     read_model_config,
     require_files,
-    run_vocabulary,
     start_run,
     training_time_s,
+    worker_folder,
     write_metrics_json,
 )
 
@@ -231,8 +241,12 @@ def train_nextword(
     fit_config: FitConfig | None = None,
     overwrite: bool = False,
     verbose: bool = True,
+    strategy: tf.distribute.Strategy | None = None,
 ) -> dict[str, Any]:
     """Trains the next-word model; writes the model folder; returns the metrics of metrics.json.
+
+    Under a multi-worker `strategy` (`nlp_lstm.distribute.make_strategy`) only the chief writes
+    `out_dir`; the other workers train beside it and keep only a backup (and return what they did).
 
     Rerunning the same call after an interruption resumes it (with the saved vocabulary). A folder
     with a finished model is refused unless `overwrite`; so is an interrupted run of other options.
@@ -253,14 +267,20 @@ def train_nextword(
     (['checkpoint.json', 'config.json', 'curves.png', 'history.csv'], True)
     """
     start = time.perf_counter()
+    strategy = strategy or tf.distribute.get_strategy()
+    role = role_of(strategy)
     wanted = _folder_config(config, corpus_config, None)
-    out, resuming = start_run(out_dir, overwrite, lambda folder: _same_run(folder, wanted))
+    if role.chief:
+        out, resuming = start_run(out_dir, overwrite, lambda folder: _same_run(folder, wanted))
+    else:
+        out, resuming = worker_folder(out_dir, role), False
     fit_config = fit_config or nextword_fit_config(config)
 
     corpus = load_corpus(corpus_config, verbose=verbose)
     if corpus.sizes["val"] == 0:
         raise DataError(f"no text is left for validation out of {corpus.sizes['train']}: raise --val-fraction")
-    begin_writing(out, resuming)
+    if role.chief:
+        begin_writing(out, resuming)
 
     def build() -> Any:
         if verbose:
@@ -270,15 +290,20 @@ def train_nextword(
             corpus.train, VectorizerConfig(max_tokens=config.max_tokens, reserved_tokens=(BOUNDARY_TOKEN,))
         )
 
-    vectorizer = run_vocabulary(out, resuming, build)
+    vectorizer = cluster_vocabulary(strategy, out_dir, out, resuming, build)
     vocabulary_size = vectorizer.vocabulary_size()
-    atomic_write_json(out / CONFIG_FILE, _folder_config(config, corpus_config, vocabulary_size))
+    if role.chief:
+        atomic_write_json(out / CONFIG_FILE, _folder_config(config, corpus_config, vocabulary_size))
 
     keras.utils.set_random_seed(config.seed)
-    model = compile_nextword_model(build_nextword_model(config.model_config(vocabulary_size)), config)
-    train_ds = _windows(corpus.train, vectorizer, config, train=True)
-    val_ds = _windows(corpus.val, vectorizer, config, train=False)
-    result = fit(model, train_ds, val_ds, out, fit_config)
+    with strategy.scope():
+        model = compile_nextword_model(build_nextword_model(config.model_config(vocabulary_size)), config)
+    model = prepare_model(model, strategy)
+    train_ds = shardable(_windows(corpus.train, vectorizer, config, train=True))
+    val_ds = shardable(_windows(corpus.val, vectorizer, config, train=False))
+    result = fit(model, train_ds, val_ds, out, fit_config, chief=role.chief)
+    if not role.chief:
+        return {"app": APP, "task": role.task, "epochs": result.epochs_done, "dry_run": fit_config.dry_run}
     train_time = training_time_s(out)
     steps = fit_config.steps_per_epoch if not fit_config.dry_run else 1
     tokens = result.epochs_done * (steps or 0) * config.batch_size * config.window
@@ -296,6 +321,8 @@ def train_nextword(
         "parameters": model.count_params(),
         "sizes": corpus.sizes,
         "n_replaced": corpus.n_replaced,
+        "replicas": role.replicas,
+        "workers": role.workers,
         "dry_run": fit_config.dry_run,
     }
     return write_metrics_json(out / METRICS_FILE, metrics, time.perf_counter() - start)
@@ -368,7 +395,7 @@ def load_nextword_folder(model_dir: str = DEFAULT_MODEL_DIR) -> NextWordFolder:
 def script_main(description: str, add_arguments: Any, run: Any, argv: list[str] | None = None) -> int:
     """What `nlp-lstm` does for a subcommand, for scripts/: parse, run, and turn a user's error into one line.
 
-    DataError, ModelFolderError and OSError print `error: <message>` on stderr and return 2.
+    DataError, ModelFolderError, StrategyError and OSError print `error: <message>` on stderr and return 2.
     """
     parser = argparse.ArgumentParser(description=description)
     add_arguments(parser)
@@ -378,7 +405,7 @@ def script_main(description: str, add_arguments: Any, run: Any, argv: list[str] 
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (DataError, ModelFolderError, OSError) as error:
+    except (DataError, ModelFolderError, StrategyError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
@@ -437,6 +464,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"epochs without a better val loss before stopping {default}")
     parser.add_argument("--backup-every", type=_positive_int, default=d.backup_every,
                         help=f"back up the training state every this many steps {default}")
+    add_strategy_arguments(parser)
     parser.add_argument("--dry-run", action="store_true",
                         help="train a tiny model for one step on a handful of texts, in seconds (for CI)")
 
@@ -464,9 +492,13 @@ def _configs(args: argparse.Namespace) -> tuple[CorpusConfig, NextWordConfig]:
 def run_train(args: argparse.Namespace) -> int:
     """Runs `nlp-lstm train nextword`; prints where the model went and its validation perplexity."""
     corpus, config = _configs(args)
+    strategy = make_strategy(strategy_config_from_args(args))  # first: a cluster forms before TensorFlow runs
     out = args.out or (tempfile.mkdtemp(prefix="nlp-lstm-dry-run-") if args.dry_run else DEFAULT_MODEL_DIR)
     fit_config = nextword_fit_config(config, dry_run=args.dry_run)
-    metrics = train_nextword(corpus, config, out, fit_config, overwrite=args.overwrite)
+    metrics = train_nextword(corpus, config, out, fit_config, overwrite=args.overwrite, strategy=strategy)
+    if "val_perplexity" not in metrics:  # a worker other than the chief: the chief reports
+        print(f"worker {metrics['task']} done after {metrics['epochs']} epoch(s); the chief wrote the model")
+        return 0
     print(
         f"trained {out}: val perplexity {metrics['val_perplexity']:.1f} after {metrics['train_tokens']:,} tokens "
         f"in {metrics['train_time_s'] / 60:.1f} min ({metrics['tokens_per_s']:,.0f} tokens/s)"

@@ -32,6 +32,9 @@ from dataclasses import asdict, dataclass
 import keras
 from keras import ops
 
+# Keras's own helper (no public name): divides by the replicas in sync under tf.distribute, a no-op elsewhere.
+from keras.src.losses.loss import scale_loss_for_distribution
+
 from nlp_lstm.layers import LSTM
 
 
@@ -263,7 +266,9 @@ class NextWordModel(keras.Model):
             loss = ops.mean(losses)  # mean cross-entropy per token: exp(loss) is the perplexity
         for extra in self.losses:
             loss = loss + ops.sum(extra)
-        return loss
+        # Under tf.distribute, Keras sums the replicas' gradients and scales the loss it reports back
+        # up; its own losses divide by the number of replicas, so a compute_loss of our own must too.
+        return scale_loss_for_distribution(loss)
 
     def get_config(self):
         config = super().get_config()

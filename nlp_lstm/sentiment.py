@@ -30,6 +30,7 @@ from keras import layers, ops
 
 from nlp_lstm import __version__
 from nlp_lstm.data import LABEL_NAMES, DataConfig, DataError, load_imdb
+from nlp_lstm.distribute import StrategyError, prepare_model, role_of, shardable
 from nlp_lstm.layers import LSTM
 from nlp_lstm.text import (
     OOV_ID,
@@ -47,12 +48,13 @@ from nlp_lstm.training import (
     ModelFolderError,
     atomic_write_json,
     begin_writing,
+    cluster_vocabulary,
     fit,
     read_model_config,
     require_files,
-    run_vocabulary,
     start_run,
     training_time_s,
+    worker_folder,
     write_metrics_json,
 )
 
@@ -338,6 +340,7 @@ def train_sentiment(
     fit_config: FitConfig | None = None,
     overwrite: bool = False,
     callbacks: Sequence[keras.callbacks.Callback] = (),
+    strategy: tf.distribute.Strategy | None = None,
 ) -> dict[str, Any]:
     """Trains the classifier on train, picks the epoch by val accuracy, scores it once on test.
 
@@ -352,9 +355,12 @@ def train_sentiment(
         fit_config: How `fit` trains; default `sentiment_fit_config(config)`.
         overwrite: Replace a finished model, or drop an interrupted run of another configuration.
         callbacks: More Keras callbacks for `fit`.
+        strategy: The `tf.distribute` strategy to train under (`nlp_lstm.distribute.make_strategy`);
+            default the current one. In a multi-worker run only the chief writes `out_dir` and
+            scores the model on test; the other workers train beside it and keep only a backup.
 
     Returns:
-        The metrics written to out_dir/metrics.json.
+        The metrics written to out_dir/metrics.json (on a worker other than the chief, what it did).
 
     Raises:
         DataError: The data cannot be read, or leaves no validation reviews.
@@ -373,7 +379,15 @@ def train_sentiment(
     (1, 4, True)
     """
     start = time.perf_counter()
-    out, resuming = start_run(out_dir, overwrite, lambda folder: _same_run(folder, config, data_config))
+    strategy = strategy or tf.distribute.get_strategy()
+    role = role_of(strategy)
+    if role.workers > 1 and config.max_train_minutes is not None:
+        raise StrategyError("--max-train-minutes cannot be used in a multi-worker run: the workers' clocks would "
+                            "stop them at different epochs; bound the run with --epochs")  # fmt: skip
+    if role.chief:
+        out, resuming = start_run(out_dir, overwrite, lambda folder: _same_run(folder, config, data_config))
+    else:
+        out, resuming = worker_folder(out_dir, role), False
     fit_config = fit_config or sentiment_fit_config(config)
 
     splits = load_imdb(replace(data_config, include_unsup=False))
@@ -382,19 +396,28 @@ def train_sentiment(
             f"no validation reviews (val_fraction={data_config.val_fraction}, {splits.sizes['train']} training "
             f"reviews): the best epoch is picked on validation, so pass a larger --val-fraction or --limit"
         )
-    begin_writing(out, resuming)
-    vectorizer = run_vocabulary(
-        out, resuming, lambda: build_vectorizer(splits.train, VectorizerConfig(max_tokens=config.max_tokens))
-    )
+    if role.chief:
+        begin_writing(out, resuming)
+    vectorizer = cluster_vocabulary(
+        strategy, out_dir, out, resuming,
+        lambda: build_vectorizer(splits.train, VectorizerConfig(max_tokens=config.max_tokens)),
+    )  # fmt: skip
     vocabulary_size = vectorizer.vocabulary_size()
-    atomic_write_json(out / CONFIG_FILE, _folder_config(config, data_config, vocabulary_size))
+    if role.chief:
+        atomic_write_json(out / CONFIG_FILE, _folder_config(config, data_config, vocabulary_size))
 
     def batches(ds: tf.data.Dataset, shuffle: bool) -> tf.data.Dataset:
-        return make_classification_dataset(ds, vectorizer, config.batch_size, config.max_length, shuffle, config.seed)
+        return shardable(
+            make_classification_dataset(ds, vectorizer, config.batch_size, config.max_length, shuffle, config.seed)
+        )
 
     keras.utils.set_random_seed(config.seed)
-    model = compile_sentiment_model(build_sentiment_model(config, vocabulary_size), config)
-    result = fit(model, batches(splits.train, True), batches(splits.val, False), out, fit_config, callbacks)
+    with strategy.scope():
+        model = compile_sentiment_model(build_sentiment_model(config, vocabulary_size), config)
+    model = prepare_model(model, strategy)
+    result = fit(model, batches(splits.train, True), batches(splits.val, False), out, fit_config, callbacks, role.chief)
+    if not role.chief:
+        return {"app": APP, "task": role.task, "epochs": result.epochs_done, "dry_run": fit_config.dry_run}
 
     probabilities, labels = _predicted_probabilities(model, batches(splits.test, False))
     test = classification_metrics(labels, probabilities)
@@ -408,6 +431,8 @@ def train_sentiment(
         "resumed_at_epoch": result.initial_epoch if result.resumed else None,
         "train_time_s": round(training_time_s(out), 3),
         "sizes": splits.sizes,
+        "replicas": role.replicas,
+        "workers": role.workers,
         "dry_run": fit_config.dry_run,
     }
     return write_metrics_json(out / METRICS_FILE, metrics, time.perf_counter() - start)

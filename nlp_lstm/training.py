@@ -54,6 +54,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from nlp_lstm.distribute import Role, StrategyError, role_of, share_from_chief
 from nlp_lstm.files import atomic_replace, atomic_write_text  # noqa: F401  (re-exported)
 from nlp_lstm.text import VectorizerConfig, load_vocabulary, save_vocabulary, vectorizer_from_vocabulary
 
@@ -279,6 +280,68 @@ def run_vocabulary(
     return vectorizer
 
 
+def worker_folder(out_dir: str | os.PathLike, role: Role) -> Path:
+    """Where a worker other than the chief keeps its backup: `out_dir/workers/<task>/`, so that
+    workers sharing the chief's folder never write over each other (or over the chief's files)."""
+    folder = Path(out_dir).expanduser() / "workers" / role.task.replace(":", "-")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputFolderError(f"cannot write the worker folder {folder} ({error.strerror or error})") from error
+    return folder
+
+
+def cluster_vocabulary(
+    strategy: tf.distribute.Strategy, out_dir: str | os.PathLike, out: Path, resuming: bool,
+    build: Callable[[], keras.layers.TextVectorization],
+) -> keras.layers.TextVectorization:  # fmt: skip
+    """`run_vocabulary` for a run under `strategy`: the chief builds (or reloads) the vocabulary once
+    and sends it, with the epoch its backup resumes at, to every worker; a worker then lines its
+    own backup up with the chief's, so that all resume at the same step.
+
+    Args:
+        strategy: The run's strategy (outside a cluster this is just `run_vocabulary`).
+        out_dir: The --out every process was given (the chief's folder when it is shared storage).
+        out: This process's folder: the chief's model folder, or a `worker_folder`.
+        resuming: The chief's decision (from `start_run`); ignored on other workers.
+        build: Builds the vocabulary from the training text (called on the chief only).
+    """
+    role = role_of(strategy)
+    if role.workers == 1:
+        return run_vocabulary(out, resuming, build)
+    plan = None
+    if role.chief:
+        vectorizer = run_vocabulary(out, resuming, build)
+        plan = json.dumps({"vocabulary": (out / VOCABULARY_FILE).read_text(encoding="utf-8"),
+                           "resume_epoch": _backed_up_epoch(out) if resuming else None})  # fmt: skip
+    shared = json.loads(share_from_chief(strategy, plan))
+    if role.chief:
+        return vectorizer
+    atomic_write_text(out / VOCABULARY_FILE, shared["vocabulary"])
+    _line_up_backup(Path(out_dir).expanduser() / BACKUP_DIR, out, shared["resume_epoch"], role)
+    return vectorizer_from_vocabulary(load_vocabulary(out / VOCABULARY_FILE), VectorizerConfig(None))
+
+
+def _line_up_backup(chief_backup: Path, out: Path, epoch: int | None, role: Role) -> None:
+    """Makes a worker's backup the chief's: a copy when the chief's folder is visible (shared
+    storage), else its own backup, which must then stand at the chief's epoch."""
+    own = out / BACKUP_DIR
+    if epoch is None:  # the chief starts fresh
+        shutil.rmtree(own, ignore_errors=True)
+        return
+    if chief_backup.is_dir() and chief_backup.resolve() != own.resolve():
+        shutil.rmtree(own, ignore_errors=True)
+        shutil.copytree(chief_backup, own)
+        return
+    if not has_backup(out) or _backed_up_epoch(out) != epoch:
+        have = f"epoch {_backed_up_epoch(out)}" if has_backup(out) else "no backup"
+        raise StrategyError(
+            f"{role.task} cannot resume with the chief: the chief resumes at epoch {epoch}, this worker has "
+            f"{have} in {own} and cannot see the chief's {chief_backup}; give all workers the same --out on "
+            f"shared storage, or start the run over with --overwrite"
+        )
+
+
 def _backed_up_epoch(out_dir: Path) -> int:
     """The epoch BackupAndRestore will resume at (its training_metadata.json), 0 if unknown."""
     try:
@@ -463,6 +526,7 @@ def fit(
     out_dir: str | os.PathLike,
     config: FitConfig,
     callbacks: Sequence[keras.callbacks.Callback] = (),
+    chief: bool = True,
 ) -> FitResult:
     """Trains a compiled, built model with checkpoints, early stopping, logs, curves and resume.
 
@@ -477,6 +541,8 @@ def fit(
         out_dir: The output folder (see `check_output_folder`).
         config: Epochs, seed, what to monitor, how often to back up.
         callbacks: More Keras callbacks, run after this module's own and before the backup.
+        chief: False for the other workers of a multi-worker run: they train in step with the chief
+            (same epochs, same early stop) but write nothing to `out_dir` except their backup.
 
     Returns:
         A FitResult; `model` holds the weights of the best checkpoint.
@@ -501,31 +567,33 @@ def fit(
     resuming = has_backup(out)
     initial_epoch = _backed_up_epoch(out) if resuming else 0  # where BackupAndRestore will start
     best = None
-    if resuming:
+    if chief and resuming:
         _keep_history_before(history_csv, initial_epoch)
         try:
             saved = json.loads(record.read_text(encoding="utf-8"))
             best = float(saved["best"]) if saved.get("monitor") == config.monitor else None
         except (OSError, ValueError, KeyError, TypeError):
             best = None
-    else:
+    elif chief:
         # A fresh start: nothing of an earlier run may mix into this one's history and logs.
         for stale in (history_csv, record):
             stale.unlink(missing_ok=True)
         shutil.rmtree(logs_dir, ignore_errors=True)
 
-    best_checkpoint = _AtomicBestCheckpoint(checkpoint, record, config.monitor, config.mode, best)
-    own: list[keras.callbacks.Callback] = [_EpochTimer(), best_checkpoint]
-    if config.patience is not None:
+    own: list[keras.callbacks.Callback] = [_EpochTimer()]
+    if chief:
+        own.append(_AtomicBestCheckpoint(checkpoint, record, config.monitor, config.mode, best))
+    if config.patience is not None:  # on every worker: the validation metrics are the cluster's, so all stop together
         own.append(
             keras.callbacks.EarlyStopping(
                 monitor=config.monitor, mode=config.mode, patience=config.patience, restore_best_weights=True
             )
         )
-    own += [keras.callbacks.CSVLogger(str(history_csv), append=resuming), _PlotCurves(history_csv, out / CURVES_FILE)]
-    if config.max_minutes is not None:
+    if chief:
+        own += [keras.callbacks.CSVLogger(str(history_csv), append=resuming), _PlotCurves(history_csv, out / CURVES_FILE)]
+    if config.max_minutes is not None:  # the apps refuse it in a cluster, where clocks would disagree
         own.append(_TimeBudget(config.max_minutes * 60, training_time_s(out) if resuming else 0.0))
-    if config.tensorboard and _tensorboard_installed():
+    if chief and config.tensorboard and _tensorboard_installed():
         own.append(keras.callbacks.TensorBoard(str(logs_dir), write_graph=False, profile_batch=0))
     # Last, so that an epoch's backup is written only after everything above has recorded that epoch.
     backup = keras.callbacks.BackupAndRestore(
@@ -540,10 +608,10 @@ def fit(
         verbose=verbose,
         shuffle=False,  # a tf.data pipeline shuffles itself; Keras would only warn
     )
-    if record.exists() and checkpoint.exists():  # the record: the checkpoint is of this run (or the resumed one)
+    if chief and record.exists() and checkpoint.exists():  # the record: the checkpoint is of this run (or the resumed one)
         model.load_weights(checkpoint)  # the best weights, whichever run found them
-    saved = json.loads(record.read_text(encoding="utf-8")) if record.exists() else {}
-    if not keras_history.epoch:  # resumed after the last epoch: no epoch drew the curves this run
+    saved = json.loads(record.read_text(encoding="utf-8")) if chief and record.exists() else {}
+    if chief and not keras_history.epoch:  # resumed after the last epoch: no epoch drew the curves this run
         plot_history(history_csv, out / CURVES_FILE)
     return FitResult(
         history={k: [float(v) for v in values] for k, values in keras_history.history.items()},
