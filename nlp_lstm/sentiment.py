@@ -94,10 +94,10 @@ class SentimentConfig:
     """
 
     max_tokens: int = 20_000
-    max_length: int = 400
+    max_length: int = 800
     embedding_dim: int = 128
     units: int = 64
-    embedding_dropout: float = 0.3
+    embedding_dropout: float = 0.5
     head_dropout: float = 0.5
     batch_size: int = 64
     learning_rate: float = 1e-3
@@ -407,9 +407,9 @@ def train_sentiment(
         atomic_write_json(out / CONFIG_FILE, _folder_config(config, data_config, vocabulary_size))
 
     def batches(ds: tf.data.Dataset, shuffle: bool) -> tf.data.Dataset:
-        return shardable(
-            make_classification_dataset(ds, vectorizer, config.batch_size, config.max_length, shuffle, config.seed)
-        )
+        return shardable(make_classification_dataset(
+            ds, vectorizer, config.batch_size, config.max_length, shuffle, config.seed, fixed_widths=role.replicas > 1
+        ))  # fmt: skip
 
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():

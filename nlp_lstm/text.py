@@ -253,6 +253,7 @@ def make_classification_dataset(
     bucket: bool = True,
     bucket_boundaries: Sequence[int] | None = None,
     shuffle_buffer: int = 25_000,
+    fixed_widths: bool = False,
 ) -> tf.data.Dataset:
     """(text, label) pairs -> batches of (token ids (batch, time) int64, labels (batch,) int64).
 
@@ -263,6 +264,10 @@ def make_classification_dataset(
     row with every step masked would divide by zero in a masked mean and give NaN.
 
     The token ids are cached after the first pass; shuffling (seeded) then happens every epoch.
+
+    With `fixed_widths` (and `bucket`), a batch is padded to its bucket's edge rather than to its
+    longest review: a handful of batch shapes instead of hundreds. Keras's training function under a
+    tf.distribute strategy is traced again for every new shape, so replicated training needs this.
 
     Example:
 
@@ -304,11 +309,14 @@ def make_classification_dataset(
         tokens = tokens.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if bucket:
         boundaries = list(bucket_boundaries or default_bucket_boundaries(max_length))
+        if fixed_widths:  # a bucket [a, b) pads to b - 1, so the last edge must pass max_length
+            boundaries = [edge for edge in boundaries if edge <= max_length] + [max_length + 1]
         batches = tokens.bucket_by_sequence_length(
             element_length_func=lambda ids, label: tf.shape(ids)[0],
             bucket_boundaries=boundaries,
             bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
             padded_shapes=([None], []),  # pads at the end, with 0
+            pad_to_bucket_boundary=fixed_widths,
         )
     else:
         batches = tokens.padded_batch(batch_size, padded_shapes=([None], []))

@@ -158,6 +158,27 @@ def test_bucketed_batches_pad_at_the_end_only_and_respect_max_length():
     assert seen == len(texts)
 
 
+def test_fixed_widths_pad_each_bucket_to_its_edge_and_keep_the_same_reviews():
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(20)]
+    texts = [" ".join(rng.choice(words, n)) for n in list(range(0, 40)) * 2]
+    labels = np.arange(len(texts)) % 2
+
+    def rows(fixed_widths):
+        _, batches = classification_batches(texts, labels, max_length=24, batch_size=4, shuffle=False, seed=1,
+                                            bucket_boundaries=[8, 16], fixed_widths=fixed_widths)  # fmt: skip
+        widths, found = set(), []
+        for ids, _ in batches:
+            widths.add(ids.shape[1])
+            found += [tuple(row[row != 0]) for row in ids.numpy()]
+        return widths, sorted(found)
+
+    fixed, free = rows(True), rows(False)
+    assert fixed[0] == {7, 15, 24}  # [1, 8) -> 7, [8, 16) -> 15, [16, 25) -> 24: one shape per bucket
+    assert len(free[0]) > 3
+    assert fixed[1] == free[1]  # the same reviews, only padded differently
+
+
 def test_classification_pipeline_is_reproducible_and_reshuffles():
     texts = [f"review number {i} " + "word " * (i % 7) for i in range(40)]
     labels = np.arange(40) % 2
