@@ -102,11 +102,11 @@ def _add_train_sentiment(apps: Any) -> None:
                         help="use at most this many reviews of each split (default: all)")
     parser.add_argument("--max-tokens", type=_positive_int, default=20_000,
                         help=f"vocabulary size, counting padding and [UNK] {from_default}")
-    parser.add_argument("--max-length", type=_positive_int, default=400,
+    parser.add_argument("--max-length", type=_positive_int, default=800,
                         help=f"tokens kept from the start of each review {from_default}")
     parser.add_argument("--embedding-dim", type=_positive_int, default=128, help=f"word vector size {from_default}")
     parser.add_argument("--units", type=_positive_int, default=64, help=f"LSTM units per direction {from_default}")
-    parser.add_argument("--embedding-dropout", type=_fraction, default=0.3,
+    parser.add_argument("--embedding-dropout", type=_fraction, default=0.5,
                         help=f"dropout on the word vectors {from_default}")
     parser.add_argument("--head-dropout", type=_fraction, default=0.5,
                         help=f"dropout before the output layer {from_default}")
