@@ -263,7 +263,9 @@ class NextWordModel(keras.Model):
             weights = ops.cast(sample_weight, losses.dtype)
             loss = ops.sum(losses * weights) / ops.maximum(ops.sum(weights), 1.0)
         else:
-            loss = ops.mean(losses)  # mean cross-entropy per token: exp(loss) is the perplexity
+            # Mean cross-entropy per token (exp(loss) is the perplexity); 0, not NaN, for the empty share
+            # a replica gets of a batch smaller than the number of replicas.
+            loss = ops.sum(losses) / ops.maximum(ops.sum(ops.ones_like(losses)), 1.0)
         for extra in self.losses:
             loss = loss + ops.sum(extra)
         # Under tf.distribute, Keras sums the replicas' gradients and scales the loss it reports back

@@ -47,6 +47,9 @@ def word_reviews(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 length = rng.randint(5, 30)
                 text = " ".join(rng.choice(words if rng.random() < 0.3 else FILLER) for _ in range(length))
                 (folder / f"{index}_{stars}.txt").write_text(text)
+    (root / "train" / "unsup").mkdir()
+    for index in range(4):
+        (root / "train" / "unsup" / f"{index}_0.txt").write_text(f"an unlabelled review of film {index}")
     return root
 
 
@@ -208,3 +211,21 @@ def test_strategy_config_checks_its_fields() -> None:
         StrategyConfig("multiworker", ("GPU:0",))
     with pytest.raises(StrategyError, match="must be > 0"):
         StrategyConfig("multiworker", cluster_timeout_s=0)
+
+
+def test_nextword_on_two_replicas_follows_the_one_device_loss(word_reviews: Path, tmp_path: Path) -> None:
+    """The next-word model computes its own loss: it must be divided over the replicas like Keras's
+    own losses, and an empty share of a small last batch must not make the validation loss NaN."""
+    flags = ["--data", str(word_reviews), "--max-tokens", "60", "--embedding-dim", "8", "--units", "8",
+             "--num-sampled", "16", "--window", "8", "--batch-size", "8", "--train-tokens", "2048", "--epochs", "2",
+             "--val-fraction", "0.25"]  # fmt: skip
+    runs = {}
+    for name, extra in (("one", []), ("two", ["--strategy", "mirrored", "--devices", "CPU:0,CPU:1"])):
+        out = tmp_path / name
+        command = [sys.executable, "-m", "nlp_lstm.cli", "train", "nextword", *flags, "--out", str(out), *extra]
+        done = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=240)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        runs[name] = _losses(out)
+    for (loss_1, val_1), (loss_2, val_2) in zip(runs["one"], runs["two"]):
+        assert loss_2 == pytest.approx(loss_1, abs=0.05)  # sampled candidates differ per replica
+        assert val_2 == pytest.approx(val_1, abs=0.02)  # the full softmax: no sampling
