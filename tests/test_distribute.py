@@ -128,7 +128,7 @@ def test_two_worker_cluster_trains_and_the_chief_saves_a_model(
     finally:
         for process in processes:
             process.kill()
-    assert time.monotonic() - started < 120
+    assert time.monotonic() - started < 200  # ~45 s on a quiet 2-core machine
     assert "done after 2 epoch(s)" in outputs[1]
     metrics = json.loads((out / "metrics.json").read_text())
     assert (metrics["replicas"], metrics["workers"], metrics["epochs"]) == (2, 2, 2)
