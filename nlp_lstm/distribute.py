@@ -342,7 +342,7 @@ def share_from_chief(strategy: tf.distribute.Strategy, text: str | None) -> str:
         return strategy.reduce("SUM", strategy.experimental_distribute_values_from_function(value), axis=None)
 
     length = int(from_first_replica(tf.constant([len(data)], tf.int64))[0])
-    padded = list(data) + [0] * (length - len(data)) if len(data) <= length else list(data[:length])
+    padded = list(data) + [0] * (length - len(data))  # the chief's bytes; zeros elsewhere
     shared = from_first_replica(tf.constant(padded or [0], tf.int32))[:length]
     return bytes(shared.numpy().astype("uint8").tolist()).decode("utf-8")
 

@@ -35,7 +35,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)  # fmt: skip
 
 
-def _free_ports(count: int) -> list[int]:
+def free_ports(count: int) -> list[int]:
+    """`count` ports free on 127.0.0.1 now (a cluster's workers bind them a moment later)."""
     sockets = [socket.socket() for _ in range(count)]
     for sock in sockets:
         sock.bind(("127.0.0.1", 0))
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace, name: str, out: Path, flags: list[str], worker
         processes = [subprocess.Popen(_command(args, out, *flags), env=env, stdout=subprocess.PIPE,
                                       stderr=subprocess.STDOUT, text=True)]  # fmt: skip
     else:
-        cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(workers)]}
+        cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(workers)]}
         processes = [
             subprocess.Popen(
                 _command(args, out, *flags),
