@@ -105,6 +105,9 @@ def _add_train_sentiment(apps: Any) -> None:
     parser.add_argument("--max-length", type=_positive_int, default=800,
                         help=f"tokens kept from the start of each review {from_default}")
     parser.add_argument("--embedding-dim", type=_positive_int, default=128, help=f"word vector size {from_default}")
+    parser.add_argument("--word-vectors", choices=("ppmi", "random"), default="random",
+                        help="start the word vectors from word co-occurrences in the training and unlabelled "
+                        f"reviews (ppmi; about a minute) or at random {from_default}")  # fmt: skip
     parser.add_argument("--units", type=_positive_int, default=64, help=f"LSTM units per direction {from_default}")
     parser.add_argument("--embedding-dropout", type=_fraction, default=0.5,
                         help=f"dropout on the word vectors {from_default}")
@@ -129,7 +132,8 @@ def _sentiment_configs(args: argparse.Namespace) -> tuple[Any, Any]:
     try:
         config = SentimentConfig(
             max_tokens=args.max_tokens, max_length=args.max_length, embedding_dim=args.embedding_dim,
-            units=args.units, embedding_dropout=args.embedding_dropout, head_dropout=args.head_dropout,
+            word_vectors=args.word_vectors, units=args.units, embedding_dropout=args.embedding_dropout,
+            head_dropout=args.head_dropout,
             batch_size=args.batch_size, learning_rate=args.learning_rate, epochs=args.epochs,
             patience=args.patience, seed=args.seed, backup_every=args.backup_every,
             max_train_minutes=args.max_train_minutes,

@@ -31,6 +31,7 @@ from keras import layers, ops
 from nlp_lstm import __version__
 from nlp_lstm.data import LABEL_NAMES, DataConfig, DataError, load_imdb
 from nlp_lstm.distribute import StrategyError, prepare_model, role_of, shardable
+from nlp_lstm.embeddings import EmbeddingConfig, ppmi_svd_vectors
 from nlp_lstm.layers import LSTM
 from nlp_lstm.text import (
     OOV_ID,
@@ -38,6 +39,7 @@ from nlp_lstm.text import (
     build_vectorizer,
     load_vocabulary,
     make_classification_dataset,
+    token_id_rows,
     vectorizer_from_vocabulary,
 )
 from nlp_lstm.training import (
@@ -63,6 +65,7 @@ VOCABULARY_FILE = "vocabulary.txt"
 DEFAULT_MODEL_DIR = "saved_models/sentiment"
 # What the data config contributes to a model's identity (a resumed run must match it).
 _DATA_KEYS = ("source", "val_fraction", "seed", "limit")
+WORD_VECTORS = ("ppmi", "random")
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,9 @@ class SentimentConfig:
         max_tokens: Vocabulary size, counting '' (padding) and '[UNK]'.
         max_length: Tokens kept from the start of each review (the rest is cut).
         embedding_dim: Size of the word vectors.
+        word_vectors: Where the word vectors start: "ppmi", from the co-occurrences of words in the
+            training and unlabelled reviews (`nlp_lstm.embeddings`; labels are not read), or
+            "random", Keras's initialiser.
         units: LSTM units per direction.
         embedding_dropout: Dropout on the word vectors while training.
         head_dropout: Dropout on the pooled features, before the output layer.
@@ -96,6 +102,7 @@ class SentimentConfig:
     max_tokens: int = 20_000
     max_length: int = 800
     embedding_dim: int = 128
+    word_vectors: str = "random"
     units: int = 64
     embedding_dropout: float = 0.5
     head_dropout: float = 0.5
@@ -112,6 +119,8 @@ class SentimentConfig:
         for name in ("max_tokens", "max_length", "embedding_dim", "units", "batch_size", "epochs", "backup_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.word_vectors not in WORD_VECTORS:
+            raise ValueError(f"word_vectors must be one of {WORD_VECTORS}, got {self.word_vectors!r}")
         if self.max_tokens < 3:
             raise ValueError(f"max_tokens must leave room for '', '[UNK]' and a word, got {self.max_tokens}")
         for name in ("embedding_dropout", "head_dropout"):
@@ -390,7 +399,8 @@ def train_sentiment(
         out, resuming = worker_folder(out_dir, role), False
     fit_config = fit_config or sentiment_fit_config(config)
 
-    splits = load_imdb(replace(data_config, include_unsup=False))
+    pretrained = config.word_vectors == "ppmi"
+    splits = load_imdb(replace(data_config, include_unsup=pretrained))
     if splits.sizes["val"] == 0:
         raise DataError(
             f"no validation reviews (val_fraction={data_config.val_fraction}, {splits.sizes['train']} training "
@@ -414,6 +424,12 @@ def train_sentiment(
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
         model = compile_sentiment_model(build_sentiment_model(config, vocabulary_size), config)
+    if pretrained and not resuming:  # a resumed run restores its weights from the backup instead
+        vectors = ppmi_svd_vectors(
+            token_id_rows(vectorizer, splits.texts("train", "unsup")), vocabulary_size,
+            EmbeddingConfig(dim=config.embedding_dim, seed=config.seed), log=print if data_config.verbose else None,
+        )  # fmt: skip
+        model.get_layer("embedding").set_weights([vectors])
     model = prepare_model(model, strategy)
     result = fit(model, batches(splits.train, True), batches(splits.val, False), out, fit_config, callbacks, role.chief)
     if not role.chief:

@@ -8,12 +8,14 @@ import json
 import shutil
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from nlp_lstm import sentiment
-from nlp_lstm.data import DataConfig, DataError
+from nlp_lstm.data import DataConfig, DataError, load_imdb
+from nlp_lstm.embeddings import EmbeddingConfig, ppmi_svd_vectors
 from nlp_lstm.sentiment import (
     SentimentConfig,
     build_sentiment_model,
@@ -24,8 +26,15 @@ from nlp_lstm.sentiment import (
     train_sentiment,
     vectorize_texts,
 )
-from nlp_lstm.text import VectorizerConfig, make_classification_dataset, vectorizer_from_vocabulary
+from nlp_lstm.text import (
+    VectorizerConfig,
+    load_vocabulary,
+    make_classification_dataset,
+    token_id_rows,
+    vectorizer_from_vocabulary,
+)
 from nlp_lstm.training import FitConfig, ModelFolderError, OutputFolderError
+from conftest import write_tiny_aclimdb
 from sentiment_helpers import tiny_sentiment_model
 
 # Texts a user may send: empty, blank, 1 MB, not UTF-8, emoji, other scripts, markup only.
@@ -198,6 +207,38 @@ def test_a_folder_written_by_an_older_version_still_resumes(tmp_path, monkeypatc
     assert sentiment._same_run(tmp_path, config, DataConfig(source=str(tmp_path / "aclImdb")))
     assert not sentiment._same_run(tmp_path, dataclasses.replace(config, units=5), DataConfig(source="aclImdb"))
     assert not sentiment._same_run(tmp_path, config, DataConfig(source="aclImdb", seed=1))
+
+
+class _FirstEmbedding(keras.callbacks.Callback):
+    """Records the word vectors as training starts."""
+
+    def on_train_begin(self, logs=None):
+        self.vectors = self.model.get_layer("embedding").get_weights()[0]
+
+
+@pytest.mark.parametrize("word_vectors", ["ppmi", "random"])
+def test_training_starts_from_the_word_vectors_asked_for(tmp_path, word_vectors):
+    acl_imdb = write_tiny_aclimdb(tmp_path / "data")
+    config = dataclasses.replace(dry_run_config(), word_vectors=word_vectors)
+    first = _FirstEmbedding()
+    out = tmp_path / "model"
+    fit_config = FitConfig(dry_run=True, verbose=0, tensorboard=False)
+    train_sentiment(quiet_data(acl_imdb), config, out, fit_config=fit_config, callbacks=[first])
+    # The oracle: vectors from the saved vocabulary over train (without val) and unsup, never test.
+    splits = load_imdb(quiet_data(acl_imdb))
+    vectorizer = vectorizer_from_vocabulary(load_vocabulary(out / "vocabulary.txt"), VectorizerConfig())
+    rows = token_id_rows(vectorizer, splits.texts("train", "unsup"))
+    vectors_config = EmbeddingConfig(dim=config.embedding_dim, seed=config.seed)
+    expected = ppmi_svd_vectors(rows, first.vectors.shape[0], vectors_config)
+    if word_vectors == "ppmi":
+        np.testing.assert_allclose(first.vectors, expected, atol=1e-6)
+    else:
+        assert np.abs(first.vectors - expected).max() > 1e-2
+
+
+def test_word_vectors_must_be_known():
+    with pytest.raises(ValueError, match="word_vectors must be one of"):
+        SentimentConfig(word_vectors="glove")
 
 
 def test_training_data_problems_are_data_errors(tmp_path, aclimdb_writer, tiny_files):
