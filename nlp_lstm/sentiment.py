@@ -17,6 +17,7 @@ Labels everywhere: 0 = neg, 1 = pos (`nlp_lstm.data.LABEL_NAMES`); a probability
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields, replace
@@ -29,11 +30,13 @@ import tensorflow as tf
 from keras import layers, ops
 
 from nlp_lstm import __version__
-from nlp_lstm.data import LABEL_NAMES, DataConfig, DataError, load_imdb
+from nlp_lstm.data import LABEL_NAMES, DataConfig, DataError, ImdbSplits, load_imdb
 from nlp_lstm.distribute import StrategyError, prepare_model, role_of, shardable
 from nlp_lstm.embeddings import EmbeddingConfig, ppmi_svd_vectors
 from nlp_lstm.layers import LSTM
+from nlp_lstm.pretrain import PRETRAINED_DIR, PretrainConfig, pretrain_language_models
 from nlp_lstm.text import (
+    BOUNDARY_TOKEN,
     OOV_ID,
     VectorizerConfig,
     build_vectorizer,
@@ -78,8 +81,12 @@ class SentimentConfig:
         embedding_dim: Size of the word vectors.
         word_vectors: Where the word vectors start: "ppmi", from the co-occurrences of words in the
             training and unlabelled reviews (`nlp_lstm.embeddings`; labels are not read), or
-            "random", Keras's initialiser.
+            "random", Keras's initialiser. Pretraining (below) sets them instead.
         units: LSTM units per direction.
+        pretrain_steps: Steps of language-model pretraining of the word vectors and of each LSTM
+            direction on the training and unlabelled reviews (`nlp_lstm.pretrain`); 0: none.
+        pretrain_window: Tokens per pretraining window.
+        pretrain_batch_size: Windows per pretraining step.
         embedding_dropout: Dropout on the word vectors while training.
         head_dropout: Dropout on the pooled features, before the output layer.
         batch_size: Reviews per batch (batches group reviews of similar length).
@@ -104,6 +111,9 @@ class SentimentConfig:
     embedding_dim: int = 128
     word_vectors: str = "random"
     units: int = 64
+    pretrain_steps: int = 0
+    pretrain_window: int = 64
+    pretrain_batch_size: int = 128
     embedding_dropout: float = 0.5
     head_dropout: float = 0.5
     batch_size: int = 64
@@ -121,6 +131,11 @@ class SentimentConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.word_vectors not in WORD_VECTORS:
             raise ValueError(f"word_vectors must be one of {WORD_VECTORS}, got {self.word_vectors!r}")
+        if self.pretrain_steps < 0:
+            raise ValueError(f"pretrain_steps must be >= 0, got {self.pretrain_steps}")
+        if self.pretrain_steps and self.word_vectors == "ppmi":
+            raise ValueError("word_vectors='ppmi' and pretrain_steps > 0 both set the word vectors: choose one")
+        self.pretrain_config()  # validates the pretraining fields
         if self.max_tokens < 3:
             raise ValueError(f"max_tokens must leave room for '', '[UNK]' and a word, got {self.max_tokens}")
         for name in ("embedding_dropout", "head_dropout"):
@@ -130,6 +145,14 @@ class SentimentConfig:
             raise ValueError("learning_rate and clipnorm must be > 0")
         if self.max_train_minutes is not None and self.max_train_minutes <= 0:
             raise ValueError(f"max_train_minutes must be None or > 0, got {self.max_train_minutes}")
+
+    def pretrain_config(self) -> PretrainConfig | None:
+        """How `nlp_lstm.pretrain` trains the language models, or None without pretraining."""
+        if not self.pretrain_steps:
+            return None
+        return PretrainConfig(
+            steps=self.pretrain_steps, window=self.pretrain_window, batch_size=self.pretrain_batch_size, seed=self.seed
+        )
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SentimentConfig:
@@ -149,7 +172,10 @@ def dry_run_config(config: SentimentConfig = SentimentConfig()) -> SentimentConf
     >>> dry_run_config(SentimentConfig(seed=7)).units, dry_run_config(SentimentConfig(seed=7)).seed
     (4, 7)
     """
-    return replace(config, max_tokens=200, max_length=32, embedding_dim=8, units=4, batch_size=8, epochs=1)
+    pretraining = {"pretrain_steps": 1, "pretrain_window": 8, "pretrain_batch_size": 2} if config.pretrain_steps else {}
+    return replace(
+        config, max_tokens=200, max_length=32, embedding_dim=8, units=4, batch_size=8, epochs=1, **pretraining
+    )
 
 
 def sentiment_fit_config(config: SentimentConfig, dry_run: bool = False, verbose: int | None = None) -> FitConfig:
@@ -342,6 +368,41 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dic
     }
 
 
+def _starting_weights(
+    model: keras.Model,
+    config: SentimentConfig,
+    data_config: DataConfig,
+    splits: ImdbSplits,
+    vectorizer: layers.TextVectorization,
+    out: Path,
+    strategy: tf.distribute.Strategy,
+    fit_config: FitConfig,
+) -> None:
+    """Sets the word vectors (and LSTMs) that training starts from, when the config asks for any."""
+    pretrain = config.pretrain_config()
+    if config.word_vectors == "random" and pretrain is None:
+        return
+    log = print if data_config.verbose else None
+    unlabelled = splits.texts("train", "unsup")  # never val or test
+    if config.word_vectors == "ppmi":
+        vectors = ppmi_svd_vectors(
+            token_id_rows(vectorizer, unlabelled), vectorizer.vocabulary_size(),
+            EmbeddingConfig(dim=config.embedding_dim, seed=config.seed), log=log,
+        )  # fmt: skip
+        model.get_layer("embedding").set_weights([vectors])
+    if pretrain is None:
+        return
+    verbose = fit_config.verbose if fit_config.verbose is not None else (1 if sys.stdout.isatty() else 2)
+    source = _folder_config(config, data_config, None)["data"]
+    weights = pretrain_language_models(
+        unlabelled, vectorizer, config.embedding_dim, config.units, pretrain, out / PRETRAINED_DIR, source,
+        strategy, verbose, log,
+    )  # fmt: skip
+    model.get_layer("embedding").set_weights([weights.embedding])
+    model.get_layer("bilstm").forward_layer.set_weights(weights.forward)
+    model.get_layer("bilstm").backward_layer.set_weights(weights.backward)
+
+
 def train_sentiment(
     data_config: DataConfig,
     config: SentimentConfig,
@@ -399,8 +460,8 @@ def train_sentiment(
         out, resuming = worker_folder(out_dir, role), False
     fit_config = fit_config or sentiment_fit_config(config)
 
-    pretrained = config.word_vectors == "ppmi"
-    splits = load_imdb(replace(data_config, include_unsup=pretrained))
+    pretrain = config.pretrain_config()
+    splits = load_imdb(replace(data_config, include_unsup=config.word_vectors == "ppmi" or pretrain is not None))
     if splits.sizes["val"] == 0:
         raise DataError(
             f"no validation reviews (val_fraction={data_config.val_fraction}, {splits.sizes['train']} training "
@@ -410,7 +471,9 @@ def train_sentiment(
         begin_writing(out, resuming)
     vectorizer = cluster_vocabulary(
         strategy, out_dir, out, resuming,
-        lambda: build_vectorizer(splits.train, VectorizerConfig(max_tokens=config.max_tokens)),
+        lambda: build_vectorizer(splits.train, VectorizerConfig(
+            max_tokens=config.max_tokens, reserved_tokens=(BOUNDARY_TOKEN,) if pretrain else ()
+        )),
     )  # fmt: skip
     vocabulary_size = vectorizer.vocabulary_size()
     if role.chief:
@@ -424,12 +487,11 @@ def train_sentiment(
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
         model = compile_sentiment_model(build_sentiment_model(config, vocabulary_size), config)
-    if pretrained and not resuming:  # a resumed run restores its weights from the backup instead
-        vectors = ppmi_svd_vectors(
-            token_id_rows(vectorizer, splits.texts("train", "unsup")), vocabulary_size,
-            EmbeddingConfig(dim=config.embedding_dim, seed=config.seed), log=print if data_config.verbose else None,
-        )  # fmt: skip
-        model.get_layer("embedding").set_weights([vectors])
+    pretrain_s = 0.0
+    if not resuming:  # a resumed run restores its weights from the backup instead
+        pretrain_start = time.perf_counter()
+        _starting_weights(model, config, data_config, splits, vectorizer, out, strategy, fit_config)
+        pretrain_s = time.perf_counter() - pretrain_start
     model = prepare_model(model, strategy)
     result = fit(model, batches(splits.train, True), batches(splits.val, False), out, fit_config, callbacks, role.chief)
     if not role.chief:
@@ -446,6 +508,7 @@ def train_sentiment(
         "epochs": result.epochs_done,
         "resumed_at_epoch": result.initial_epoch if result.resumed else None,
         "train_time_s": round(training_time_s(out), 3),
+        "pretrain_time_s": round(pretrain_s, 3),
         "sizes": splits.sizes,
         "replicas": role.replicas,
         "workers": role.workers,

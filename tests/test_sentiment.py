@@ -236,6 +236,39 @@ def test_training_starts_from_the_word_vectors_asked_for(tmp_path, word_vectors)
         assert np.abs(first.vectors - expected).max() > 1e-2
 
 
+class _FirstWeights(keras.callbacks.Callback):
+    """Records the word vectors and both LSTMs' weights as training starts."""
+
+    def on_train_begin(self, logs=None):
+        bilstm = self.model.get_layer("bilstm")
+        self.embedding = self.model.get_layer("embedding").get_weights()[0]
+        self.forward, self.backward = bilstm.forward_layer.get_weights(), bilstm.backward_layer.get_weights()
+
+
+def test_pretrained_language_models_are_where_training_starts(tmp_path):
+    acl_imdb = write_tiny_aclimdb(tmp_path / "data")
+    config = dry_run_config(dataclasses.replace(SentimentConfig(), pretrain_steps=5))
+    assert config.pretrain_steps == 1 and config.pretrain_window == 8  # dry runs pretrain a step on small windows
+    first = _FirstWeights()
+    out = tmp_path / "model"
+    fit_config = FitConfig(dry_run=True, verbose=0, tensorboard=False)
+    metrics = train_sentiment(quiet_data(acl_imdb), config, out, fit_config=fit_config, callbacks=[first])
+    assert "[BOS]" in load_vocabulary(out / "vocabulary.txt")  # the language models' review boundary
+    with np.load(out / "pretrained" / "forward.npz") as forward, np.load(out / "pretrained" / "backward.npz") as bwd:
+        np.testing.assert_array_equal(first.embedding, forward["arr_0"])
+        for got, saved in zip(first.forward + first.backward, [forward["arr_1"], forward["arr_2"], forward["arr_3"],
+                                                              bwd["arr_0"], bwd["arr_1"], bwd["arr_2"]]):  # fmt: skip
+            np.testing.assert_array_equal(got, saved)
+    assert metrics["pretrain_time_s"] > 0
+
+
+def test_ppmi_and_pretraining_cannot_both_set_the_word_vectors():
+    with pytest.raises(ValueError, match="choose one"):
+        SentimentConfig(word_vectors="ppmi", pretrain_steps=10)
+    with pytest.raises(ValueError, match="pretrain_steps must be >= 0"):
+        SentimentConfig(pretrain_steps=-1)
+
+
 def test_word_vectors_must_be_known():
     with pytest.raises(ValueError, match="word_vectors must be one of"):
         SentimentConfig(word_vectors="glove")
