@@ -12,6 +12,10 @@ reads them frozen, so that both LSTMs start in the same space of word vectors. B
 `nlp_lstm.nextword_model.NextWordModel`, trained with its sampled softmax on windows of the training
 and unlabelled reviews (never the test reviews; labels are not read).
 
+Measured on IMDB (README): this start did not beat random weights yet. Trained on short windows from a
+zero state, the models let the cell state grow over a whole review (mean |c| 18 at 800 tokens), which
+saturates tanh(c); windows as long as the reviews, or state carried across windows, should come first.
+
 Each direction's result is saved to `<out>/pretrained/` as it finishes, with what produced it, so a
 rerun of an interrupted training command does not pretrain again.
 """
