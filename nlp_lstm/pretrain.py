@@ -248,6 +248,8 @@ def pretrain_language_models(
     identity = _identity(vectorizer, embedding_dim, units, config, source)
     where = Path(folder) if folder is not None else None
     saved = {d: _load_direction(where, d, identity) if where else None for d in DIRECTIONS}
+    if saved["forward"] is None:  # a backward model is only good with the word vectors it was trained on
+        saved["backward"] = None
     # One pipeline for both directions: the backward model reads the token windows the forward one cached.
     batches, size = _language_model_batches(texts, vectorizer, config), vectorizer.vocabulary_size()
     if saved["forward"] is not None:

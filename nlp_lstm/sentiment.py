@@ -17,7 +17,6 @@ Labels everywhere: 0 = neg, 1 = pos (`nlp_lstm.data.LABEL_NAMES`); a probability
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields, replace
@@ -392,11 +391,10 @@ def _starting_weights(
         model.get_layer("embedding").set_weights([vectors])
     if pretrain is None:
         return
-    verbose = fit_config.verbose if fit_config.verbose is not None else (1 if sys.stdout.isatty() else 2)
     source = _folder_config(config, data_config, None)["data"]
     weights = pretrain_language_models(
         unlabelled, vectorizer, config.embedding_dim, config.units, pretrain, out / PRETRAINED_DIR, source,
-        strategy, verbose, log,
+        strategy, fit_config.progress_display(), log,
     )  # fmt: skip
     model.get_layer("embedding").set_weights([weights.embedding])
     model.get_layer("bilstm").forward_layer.set_weights(weights.forward)

@@ -133,6 +133,10 @@ class FitConfig:
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be None or >= 1, got {value}")
 
+    def progress_display(self) -> int:
+        """The `verbose` to pass to Keras: as set, or 1 (a bar) on a terminal and 2 (a line per epoch) otherwise."""
+        return self.verbose if self.verbose is not None else (1 if sys.stdout.isatty() else 2)
+
 
 @dataclass(frozen=True)
 class FitResult:
@@ -599,7 +603,7 @@ def fit(
     backup = keras.callbacks.BackupAndRestore(
         str(out / BACKUP_DIR), save_freq=config.backup_every, double_checkpoint=True, delete_checkpoint=True
     )
-    verbose = config.verbose if config.verbose is not None else (1 if sys.stdout.isatty() else 2)
+    verbose = config.progress_display()
     keras_history = model.fit(
         _limited(train_ds, config.steps_per_epoch),
         validation_data=_limited(val_ds, config.validation_steps),

@@ -92,10 +92,15 @@ def test_a_rerun_reuses_what_was_saved_and_only_that(corpus, tmp_path, monkeypat
     trained.clear()
     pretrain_language_models(texts, vectorizer, 6, 5, CONFIG, tmp_path, source={"data": "y"})
     assert trained == ["forward", "backward"]
-    (tmp_path / "forward.npz").write_bytes(b"not a zip")
+    (tmp_path / "backward.npz").write_bytes(b"not a zip")
     trained.clear()
     pretrain_language_models(texts, vectorizer, 6, 5, CONFIG, tmp_path, source={"data": "y"})
-    assert trained == ["forward"]
+    assert trained == ["backward"]
+    # A forward model trained again gives new word vectors: the saved backward model is not reused with them.
+    (tmp_path / "forward.npz").unlink()
+    trained.clear()
+    pretrain_language_models(texts, vectorizer, 6, 5, CONFIG, tmp_path, source={"data": "y"})
+    assert trained == ["forward", "backward"]
 
 
 def test_too_little_text_or_no_boundary_token_is_a_clear_error(corpus):
