@@ -116,6 +116,9 @@ def _add_train_sentiment(apps: Any) -> None:
                         help="start the word vectors from word co-occurrences in the training and unlabelled "
                         f"reviews (ppmi; about a minute) or at random {from_default}")  # fmt: skip
     parser.add_argument("--units", type=_positive_int, default=64, help=f"LSTM units per direction {from_default}")
+    parser.add_argument("--members", type=_positive_int, default=1,
+                        help="classifiers trained side by side and averaged, an ensemble; each adds the time of "
+                        f"one {from_default}")  # fmt: skip
     parser.add_argument("--pretrain-steps", type=_non_negative_int, default=0,
                         help="steps of language-model pretraining of the word vectors and of each LSTM direction "
                         f"on the training and unlabelled reviews, 0 for none {from_default}")  # fmt: skip
@@ -142,7 +145,8 @@ def _sentiment_configs(args: argparse.Namespace) -> tuple[Any, Any]:
     try:
         config = SentimentConfig(
             max_tokens=args.max_tokens, max_length=args.max_length, embedding_dim=args.embedding_dim,
-            word_vectors=args.word_vectors, units=args.units, pretrain_steps=args.pretrain_steps,
+            word_vectors=args.word_vectors, units=args.units, members=args.members,
+            pretrain_steps=args.pretrain_steps,
             embedding_dropout=args.embedding_dropout, head_dropout=args.head_dropout,
             batch_size=args.batch_size, learning_rate=args.learning_rate, epochs=args.epochs,
             patience=args.patience, seed=args.seed, backup_every=args.backup_every,

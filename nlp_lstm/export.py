@@ -36,7 +36,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from nlp_lstm.sentiment import load_sentiment_model, vectorize_texts
+from nlp_lstm.sentiment import load_sentiment_model, positive_probability, vectorize_texts
 
 
 def existing_versions(export_dir: str | os.PathLike) -> list[int]:
@@ -154,7 +154,7 @@ def export_sentiment(model_dir: str | os.PathLike, export_dir: str | os.PathLike
 
     def serve(text: tf.Tensor) -> dict[str, tf.Tensor]:
         ids = vectorize_texts(vectorizer, text, max_length)  # (batch, time) int64
-        probability = model(ids, training=False)[:, 0]  # (batch,) float32
+        probability = positive_probability(model, ids)  # (batch,) float32, the members' mean
         return {"probability": probability, "label": tf.cast(probability >= 0.5, tf.int64)}
 
     def write(folder: Path) -> None:

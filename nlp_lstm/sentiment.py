@@ -6,6 +6,12 @@
          --masked max and mean over time, concatenated--> (batch, 4 * units)
          --Dropout, Dense(1, sigmoid)--> P(pos) (batch, 1)
 
+With `SentimentConfig.members` = K > 1 the model holds K such classifiers side by side, each with its
+own word vectors, LSTMs and head, trained at once but independently (each member's loss reaches only
+its own weights), and outputs their K probabilities (batch, K); P(pos) is their mean
+(`positive_probability`), the average of an ensemble. Member 0's layers carry the plain names
+("embedding", "bilstm", "probability"), member k's the suffix "_k".
+
 A model folder (default saved_models/sentiment/) holds model.keras, vocabulary.txt, config.json
 ("app": "sentiment", the SentimentConfig and DataConfig it was trained with), metrics.json and
 what `nlp_lstm.training.fit` writes (history.csv, curves.png, logs/). The vocabulary is adapted
@@ -82,6 +88,7 @@ class SentimentConfig:
             training and unlabelled reviews (`nlp_lstm.embeddings`; labels are not read), or
             "random", Keras's initialiser. Pretraining (below) sets them instead.
         units: LSTM units per direction.
+        members: Classifiers averaged (an ensemble trained in one model; 1: a single classifier).
         pretrain_steps: Steps of language-model pretraining of the word vectors and of each LSTM
             direction on the training and unlabelled reviews (`nlp_lstm.pretrain`); 0: none.
         pretrain_window: Tokens per pretraining window.
@@ -110,6 +117,7 @@ class SentimentConfig:
     embedding_dim: int = 128
     word_vectors: str = "random"
     units: int = 64
+    members: int = 1
     pretrain_steps: int = 0
     pretrain_window: int = 64
     pretrain_batch_size: int = 128
@@ -125,7 +133,8 @@ class SentimentConfig:
     max_train_minutes: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("max_tokens", "max_length", "embedding_dim", "units", "batch_size", "epochs", "backup_every"):
+        for name in ("max_tokens", "max_length", "embedding_dim", "units", "members", "batch_size", "epochs",
+                     "backup_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.word_vectors not in WORD_VECTORS:
@@ -225,41 +234,85 @@ class MaskedGlobalMaxPooling1D(layers.Layer):
         return (input_shape[0], input_shape[2])
 
 
+def member_suffix(member: int) -> str:
+    """The suffix of member `member`'s layer names: "" for member 0, "_k" for member k."""
+    return f"_{member}" if member else ""
+
+
 def build_sentiment_model(config: SentimentConfig, vocabulary_size: int | None = None) -> keras.Model:
-    """The uncompiled classifier: token ids (batch, time) int64 -> P(pos) (batch, 1).
+    """The uncompiled classifier: token ids (batch, time) int64 -> P(pos) per member (batch, members).
 
     Args:
-        config: Sizes and dropout.
+        config: Sizes, dropout and the number of members.
         vocabulary_size: Rows of the embedding; default `config.max_tokens` (a small corpus can give fewer).
 
     Example:
 
     >>> import numpy as np
     >>> from nlp_lstm.sentiment import SentimentConfig, build_sentiment_model
-    >>> model = build_sentiment_model(SentimentConfig(max_tokens=50, embedding_dim=8, units=4))
+    >>> model = build_sentiment_model(SentimentConfig(max_tokens=50, embedding_dim=8, units=4, members=3))
     >>> tuple(model(np.array([[5, 7, 0, 0], [3, 0, 0, 0]])).shape)
-    (2, 1)
+    (2, 3)
     """
     token_ids = keras.Input(shape=(None,), dtype="int64", name="token_ids")  # (batch, time)
-    x = layers.Embedding(vocabulary_size or config.max_tokens, config.embedding_dim, mask_zero=True, name="embedding")(
-        token_ids
-    )  # (batch, time, embedding_dim), mask (batch, time)
-    x = layers.Dropout(config.embedding_dropout, seed=config.seed, name="embedding_dropout")(x)
-    x = layers.Bidirectional(LSTM(config.units, return_sequences=True), name="bilstm")(x)  # (batch, time, 2u)
-    pooled = layers.Concatenate(name="pooled")(
-        [MaskedGlobalMaxPooling1D(name="max_pool")(x), layers.GlobalAveragePooling1D(name="mean_pool")(x)]
-    )  # (batch, 4u)
-    pooled = layers.Dropout(config.head_dropout, seed=config.seed + 1, name="head_dropout")(pooled)
-    probability = layers.Dense(1, activation="sigmoid", name="probability")(pooled)  # (batch, 1)
-    return keras.Model(token_ids, probability, name="sentiment_bilstm")
+    probabilities = []
+    for member in range(config.members):
+        name, seed = member_suffix(member), config.seed + 2 * member
+        x = layers.Embedding(
+            vocabulary_size or config.max_tokens, config.embedding_dim, mask_zero=True, name=f"embedding{name}"
+        )(token_ids)  # (batch, time, embedding_dim), mask (batch, time)
+        x = layers.Dropout(config.embedding_dropout, seed=seed, name=f"embedding_dropout{name}")(x)
+        x = layers.Bidirectional(LSTM(config.units, return_sequences=True), name=f"bilstm{name}")(x)  # (b, t, 2u)
+        max_pooled = MaskedGlobalMaxPooling1D(name=f"max_pool{name}")(x)
+        mean_pooled = layers.GlobalAveragePooling1D(name=f"mean_pool{name}")(x)
+        pooled = layers.Concatenate(name=f"pooled{name}")([max_pooled, mean_pooled])  # (batch, 4u)
+        pooled = layers.Dropout(config.head_dropout, seed=seed + 1, name=f"head_dropout{name}")(pooled)
+        probabilities.append(layers.Dense(1, activation="sigmoid", name=f"probability{name}")(pooled))  # (batch, 1)
+    if len(probabilities) > 1:
+        probabilities = [layers.Concatenate(name="members")(probabilities)]  # (batch, members)
+    return keras.Model(token_ids, probabilities[0], name="sentiment_bilstm")
+
+
+def positive_probability(model: keras.Model, ids: Any) -> Any:
+    """P(pos) (batch,): the mean of the members' probabilities for token ids (batch, time), not training."""
+    return ops.mean(model(ids, training=False), axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="nlp_lstm")
+class MeanProbabilityAccuracy(keras.metrics.BinaryAccuracy):
+    """Binary accuracy of the members' mean probability (batch, members) -> (batch, 1)."""
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        super().update_state(y_true, ops.mean(y_pred, axis=-1, keepdims=True), sample_weight)
+
+
+@keras.saving.register_keras_serializable(package="nlp_lstm")
+class MembersBinaryCrossentropy(keras.losses.Loss):
+    """Binary cross-entropy of each member's probability (batch, members) against the label, averaged.
+
+    Labels (batch,) or (batch, 1). With one member it is `keras.losses.BinaryCrossentropy`.
+    """
+
+    def __init__(self, name: str = "members_binary_crossentropy", **kwargs: Any):
+        super().__init__(name=name, **kwargs)
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        y_true = ops.broadcast_to(ops.cast(ops.reshape(y_true, (-1, 1)), y_pred.dtype), ops.shape(y_pred))
+        # A trailing axis of 1 makes binary_crossentropy score each member alone: (batch, members).
+        per_member = keras.losses.binary_crossentropy(y_true[..., None], y_pred[..., None])
+        return ops.mean(per_member, axis=-1)  # (batch,)
 
 
 def compile_sentiment_model(model: keras.Model, config: SentimentConfig) -> keras.Model:
-    """Compiles with Adam (clipped), binary cross-entropy and an "accuracy" metric; returns the model."""
+    """Compiles with Adam (clipped), binary cross-entropy and an "accuracy" metric; returns the model.
+
+    The loss is each member's cross-entropy, averaged: a member's gradient is the one it would get
+    if trained alone. "accuracy" is the accuracy of the members' mean, the model's verdict.
+    """
     model.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate, clipnorm=config.clipnorm),
-        loss=keras.losses.BinaryCrossentropy(),
-        metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
+        loss=MembersBinaryCrossentropy(),
+        metrics=[MeanProbabilityAccuracy(name="accuracy")],
     )
     return model
 
@@ -324,7 +377,7 @@ def _predicted_probabilities(model: keras.Model, ids_and_labels: tf.data.Dataset
     """(P(pos) (n,), labels (n,)) over a dataset of (ids, labels) batches, in one pass."""
     # One trace for every batch shape, instead of one per bucket width.
     forward = tf.function(
-        lambda ids: model(ids, training=False)[:, 0], input_signature=[tf.TensorSpec([None, None], tf.int64)]
+        lambda ids: positive_probability(model, ids), input_signature=[tf.TensorSpec([None, None], tf.int64)]
     )
     probabilities, labels = [], []
     for ids, batch_labels in ids_and_labels:
@@ -388,7 +441,8 @@ def _starting_weights(
             token_id_rows(vectorizer, unlabelled), vectorizer.vocabulary_size(),
             EmbeddingConfig(dim=config.embedding_dim, seed=config.seed), log=log,
         )  # fmt: skip
-        model.get_layer("embedding").set_weights([vectors])
+        for member in range(config.members):
+            model.get_layer(f"embedding{member_suffix(member)}").set_weights([vectors])
     if pretrain is None:
         return
     source = _folder_config(config, data_config, None)["data"]
@@ -396,9 +450,11 @@ def _starting_weights(
         unlabelled, vectorizer, config.embedding_dim, config.units, pretrain, out / PRETRAINED_DIR, source,
         strategy, fit_config.progress_display(), log,
     )  # fmt: skip
-    model.get_layer("embedding").set_weights([weights.embedding])
-    model.get_layer("bilstm").forward_layer.set_weights(weights.forward)
-    model.get_layer("bilstm").backward_layer.set_weights(weights.backward)
+    for member in range(config.members):
+        name = member_suffix(member)
+        model.get_layer(f"embedding{name}").set_weights([weights.embedding])
+        model.get_layer(f"bilstm{name}").forward_layer.set_weights(weights.forward)
+        model.get_layer(f"bilstm{name}").backward_layer.set_weights(weights.backward)
 
 
 def train_sentiment(
@@ -633,6 +689,6 @@ def predict_sentiment(
     for begin in range(0, len(encoded), batch_size):
         ids = vectorize_texts(loaded.vectorizer, tf.constant(encoded[begin : begin + batch_size], tf.string),
                               loaded.config.max_length)  # (batch, time)  # fmt: skip
-        probabilities = loaded.model(ids, training=False)[:, 0].numpy()  # (batch,)
+        probabilities = ops.convert_to_numpy(positive_probability(loaded.model, ids))  # (batch,)
         predictions += [Prediction(LABEL_NAMES[int(p >= 0.5)], float(p)) for p in probabilities]
     return predictions

@@ -17,11 +17,15 @@ from nlp_lstm import sentiment
 from nlp_lstm.data import DataConfig, DataError, load_imdb
 from nlp_lstm.embeddings import EmbeddingConfig, ppmi_svd_vectors
 from nlp_lstm.sentiment import (
+    MeanProbabilityAccuracy,
+    MembersBinaryCrossentropy,
     SentimentConfig,
     build_sentiment_model,
     dry_run_config,
     evaluate_sentiment,
     load_sentiment_model,
+    member_suffix,
+    positive_probability,
     predict_sentiment,
     train_sentiment,
     vectorize_texts,
@@ -125,12 +129,60 @@ def test_a_prediction_does_not_depend_on_its_batch(trained):
     np.testing.assert_allclose(together, alone, atol=1e-6)
 
 
+def test_the_members_loss_is_each_members_cross_entropy_averaged():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 6)
+    probabilities = rng.uniform(0.05, 0.95, (6, 3)).astype("float32")
+    got = float(MembersBinaryCrossentropy()(labels, probabilities))
+    y = labels[:, None]
+    expected = -np.mean(y * np.log(probabilities) + (1 - y) * np.log(1 - probabilities))
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    # One member: the loss Keras has for it.
+    alone = float(keras.losses.BinaryCrossentropy()(labels[:, None], probabilities[:, :1]))
+    np.testing.assert_allclose(float(MembersBinaryCrossentropy()(labels, probabilities[:, :1])), alone, rtol=1e-6)
+
+
+def test_each_member_learns_as_if_it_were_trained_alone():
+    config = SentimentConfig(max_tokens=30, embedding_dim=4, units=3, members=2)
+    model = build_sentiment_model(config)
+    ids = np.array([[5, 7, 2, 0], [3, 9, 0, 0], [4, 0, 0, 0]])
+    labels = np.array([1, 0, 1])
+    member = [w for w in model.trainable_weights if w.path.split("/")[0].endswith("_1")]
+    assert member and len(member) < len(model.trainable_weights)
+    with tf.GradientTape(persistent=True) as tape:
+        probabilities = model(ids, training=False)  # (3, 2)
+        together = MembersBinaryCrossentropy()(labels, probabilities)
+        alone = keras.losses.BinaryCrossentropy()(labels[:, None], probabilities[:, 1:])
+    for got, expected in zip(tape.gradient(together, member), tape.gradient(alone, member), strict=True):
+        got, expected = tf.convert_to_tensor(got), tf.convert_to_tensor(expected)
+        np.testing.assert_allclose(got.numpy(), expected.numpy() / 2, atol=1e-7)  # the 1/2 of the average
+
+
+def test_the_verdict_is_the_mean_of_the_members():
+    config = SentimentConfig(max_tokens=30, embedding_dim=4, units=3, members=3)
+    model = build_sentiment_model(config)
+    ids = np.random.default_rng(1).integers(0, 30, (8, 5))
+    members = model(ids, training=False).numpy()  # (8, 3)
+    assert members.shape == (8, 3) and np.ptp(members, axis=1).max() > 1e-4  # members differ
+    np.testing.assert_allclose(positive_probability(model, ids).numpy(), members.mean(axis=1), rtol=1e-6)
+    labels = (members[:, 0] > np.median(members[:, 0])).astype("int64")
+    metric = MeanProbabilityAccuracy()
+    metric.update_state(labels, members)
+    assert float(metric.result()) == pytest.approx(np.mean((members.mean(axis=1) >= 0.5) == labels))
+
+
+def test_members_must_be_positive():
+    with pytest.raises(ValueError, match="members must be >= 1, got 0"):
+        SentimentConfig(members=0)
+
+
 def test_labels_are_pinned_neg_0_pos_1(trained):
     acl_imdb, model_dir = trained
     loaded = load_sentiment_model(model_dir)
-    kernel, _ = loaded.model.get_layer("probability").get_weights()
-    # A model that says pos for everything: the pos row of the confusion matrix is all correct.
-    loaded.model.get_layer("probability").set_weights([np.zeros_like(kernel), np.array([10.0], "float32")])
+    # A model whose every member says pos for everything: the pos row of the confusion matrix is all correct.
+    for member in range(loaded.config.members):
+        head = loaded.model.get_layer(f"probability{member_suffix(member)}")
+        head.set_weights([np.zeros_like(head.get_weights()[0]), np.array([10.0], "float32")])
     metrics = evaluate_sentiment(loaded, quiet_data(acl_imdb))
     # The tiny test split: test/neg holds 2 reviews, test/pos 2 (conftest.py); rows are true labels.
     assert metrics["confusion_matrix"] == [[0, 2], [0, 2]]
