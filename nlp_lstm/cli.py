@@ -128,6 +128,9 @@ def _add_train_sentiment(apps: Any) -> None:
                         help=f"dropout before the output layer {from_default}")
     parser.add_argument("--batch-size", type=_positive_int, default=64, help=f"reviews per batch {from_default}")
     parser.add_argument("--learning-rate", type=float, default=1e-3, help=f"Adam's learning rate {from_default}")
+    parser.add_argument("--learning-rate-decay", choices=("cosine", "none"), default="none",
+                        help="cosine: the learning rate falls to 0 along a half cosine over --epochs; none: it stays "
+                        f"{from_default}")  # fmt: skip
     parser.add_argument("--backup-every", type=_positive_int, default=50,
                         help=f"back up the training state every this many steps, for resuming {from_default}")
     parser.add_argument("--max-train-minutes", type=float, default=None,
@@ -148,7 +151,8 @@ def _sentiment_configs(args: argparse.Namespace) -> tuple[Any, Any]:
             word_vectors=args.word_vectors, units=args.units, members=args.members,
             pretrain_steps=args.pretrain_steps,
             embedding_dropout=args.embedding_dropout, head_dropout=args.head_dropout,
-            batch_size=args.batch_size, learning_rate=args.learning_rate, epochs=args.epochs,
+            batch_size=args.batch_size, learning_rate=args.learning_rate,
+            learning_rate_decay=args.learning_rate_decay, epochs=args.epochs,
             patience=args.patience, seed=args.seed, backup_every=args.backup_every,
             max_train_minutes=args.max_train_minutes,
         )  # fmt: skip

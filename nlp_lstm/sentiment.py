@@ -74,6 +74,7 @@ DEFAULT_MODEL_DIR = "saved_models/sentiment"
 # What the data config contributes to a model's identity (a resumed run must match it).
 _DATA_KEYS = ("source", "val_fraction", "seed", "limit")
 WORD_VECTORS = ("ppmi", "random")
+LEARNING_RATE_DECAYS = ("cosine", "none")
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,8 @@ class SentimentConfig:
         head_dropout: Dropout on the pooled features, before the output layer.
         batch_size: Reviews per batch (batches group reviews of similar length).
         learning_rate: Adam's learning rate.
+        learning_rate_decay: "cosine": the rate falls from `learning_rate` to 0 along a half cosine over
+            `epochs` epochs, step by step (so the last epoch takes small steps); "none": it stays.
         clipnorm: Adam clips each gradient to this norm.
         epochs: Epochs at most.
         patience: Epochs without a better validation accuracy before stopping early.
@@ -125,6 +128,7 @@ class SentimentConfig:
     head_dropout: float = 0.5
     batch_size: int = 64
     learning_rate: float = 1e-3
+    learning_rate_decay: str = "none"
     clipnorm: float = 1.0
     epochs: int = 5
     patience: int = 2
@@ -139,6 +143,10 @@ class SentimentConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.word_vectors not in WORD_VECTORS:
             raise ValueError(f"word_vectors must be one of {WORD_VECTORS}, got {self.word_vectors!r}")
+        if self.learning_rate_decay not in LEARNING_RATE_DECAYS:
+            raise ValueError(
+                f"learning_rate_decay must be one of {LEARNING_RATE_DECAYS}, got {self.learning_rate_decay!r}"
+            )
         if self.pretrain_steps < 0:
             raise ValueError(f"pretrain_steps must be >= 0, got {self.pretrain_steps}")
         if self.pretrain_steps and self.word_vectors == "ppmi":
@@ -303,14 +311,20 @@ class MembersBinaryCrossentropy(keras.losses.Loss):
         return ops.mean(per_member, axis=-1)  # (batch,)
 
 
-def compile_sentiment_model(model: keras.Model, config: SentimentConfig) -> keras.Model:
+def compile_sentiment_model(model: keras.Model, config: SentimentConfig, steps_per_epoch: int = 1) -> keras.Model:
     """Compiles with Adam (clipped), binary cross-entropy and an "accuracy" metric; returns the model.
+
+    With `config.learning_rate_decay` "cosine" the rate follows `keras.optimizers.schedules.CosineDecay`
+    over `config.epochs * steps_per_epoch` steps, then stays at 0.
 
     The loss is each member's cross-entropy, averaged: a member's gradient is the one it would get
     if trained alone. "accuracy" is the accuracy of the members' mean, the model's verdict.
     """
+    learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = config.learning_rate
+    if config.learning_rate_decay == "cosine":
+        learning_rate = keras.optimizers.schedules.CosineDecay(config.learning_rate, config.epochs * steps_per_epoch)
     model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate, clipnorm=config.clipnorm),
+        optimizer=keras.optimizers.Adam(learning_rate, clipnorm=config.clipnorm),
         loss=MembersBinaryCrossentropy(),
         metrics=[MeanProbabilityAccuracy(name="accuracy")],
     )
@@ -538,16 +552,21 @@ def train_sentiment(
             ds, vectorizer, config.batch_size, config.max_length, shuffle, config.seed, fixed_widths=role.replicas > 1
         ))  # fmt: skip
 
+    train_batches = batches(splits.train, True)
+    steps_per_epoch = 1
+    if config.learning_rate_decay != "none" and not fit_config.dry_run:
+        # One pass, which also fills the pipeline's token cache; each worker of a cluster reads its share.
+        steps_per_epoch = max(1, train_batches.reduce(0, lambda count, _: count + 1).numpy() // role.workers)
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
-        model = compile_sentiment_model(build_sentiment_model(config, vocabulary_size), config)
+        model = compile_sentiment_model(build_sentiment_model(config, vocabulary_size), config, steps_per_epoch)
     pretrain_s = 0.0
     if not resuming:  # a resumed run restores its weights from the backup instead
         pretrain_start = time.perf_counter()
         _starting_weights(model, config, data_config, splits, vectorizer, out, strategy, fit_config)
         pretrain_s = time.perf_counter() - pretrain_start
     model = prepare_model(model, strategy)
-    result = fit(model, batches(splits.train, True), batches(splits.val, False), out, fit_config, callbacks, role.chief)
+    result = fit(model, train_batches, batches(splits.val, False), out, fit_config, callbacks, role.chief)
     if not role.chief:
         return {"app": APP, "task": role.task, "epochs": result.epochs_done, "dry_run": fit_config.dry_run}
 

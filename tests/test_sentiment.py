@@ -356,3 +356,35 @@ def test_real_data_short_run():
         fit_config=FitConfig(epochs=1, verbose=2),
     )
     assert metrics["val_accuracy"] > 0.6
+
+
+def test_cosine_decay_falls_from_the_learning_rate_to_zero_over_the_epochs():
+    config = SentimentConfig(max_tokens=30, embedding_dim=4, units=3, epochs=2, learning_rate=0.004,
+                             learning_rate_decay="cosine")  # fmt: skip
+    model = sentiment.compile_sentiment_model(build_sentiment_model(config), config, steps_per_epoch=5)
+    model.optimizer.build(model.trainable_variables)
+    for step in (0, 3, 5, 9, 10, 14):
+        model.optimizer.iterations.assign(step)  # .learning_rate is the schedule's value at this step
+        expected = 0.004 * 0.5 * (1 + np.cos(np.pi * min(step, 10) / 10))
+        assert float(model.optimizer.learning_rate) == pytest.approx(expected, abs=1e-9)
+
+
+class _LastRate(keras.callbacks.Callback):
+    def on_train_end(self, logs=None):
+        self.steps = int(self.model.optimizer.iterations.numpy())
+        self.rate = float(self.model.optimizer.learning_rate)
+
+
+def test_cosine_decay_reaches_zero_at_the_last_step_of_training(tmp_path):
+    acl_imdb = write_tiny_aclimdb(tmp_path / "data")
+    config = dataclasses.replace(dry_run_config(), batch_size=2, epochs=2, learning_rate_decay="cosine")
+    last = _LastRate()
+    fit_config = FitConfig(epochs=2, patience=5, verbose=0, tensorboard=False)
+    train_sentiment(quiet_data(acl_imdb), config, tmp_path / "model", fit_config=fit_config, callbacks=[last])
+    assert last.steps >= 4  # 6 training reviews in batches of at most 2, twice
+    assert last.rate == pytest.approx(0.0, abs=1e-9)
+
+
+def test_learning_rate_decay_must_be_known():
+    with pytest.raises(ValueError, match="learning_rate_decay must be one of"):
+        SentimentConfig(learning_rate_decay="linear")
