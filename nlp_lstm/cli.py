@@ -98,7 +98,8 @@ def _add_train_sentiment(apps: Any) -> None:
                         f"temporary folder)")  # fmt: skip
     parser.add_argument("--overwrite", action="store_true",
                         help="replace a finished model in --out (otherwise refused, so that none is lost)")
-    parser.add_argument("--epochs", type=_positive_int, default=5, help=f"epochs at most {from_default}")
+    parser.add_argument("--epochs", type=_positive_int, default=3,
+                        help=f"epochs at most (and of the cosine decay) {from_default}")
     parser.add_argument("--patience", type=int, default=2,
                         help=f"epochs without a better val accuracy before stopping {from_default}")
     parser.add_argument("--seed", type=int, default=1337,
@@ -116,7 +117,7 @@ def _add_train_sentiment(apps: Any) -> None:
                         help="start the word vectors from word co-occurrences in the training and unlabelled "
                         f"reviews (ppmi; about a minute) or at random {from_default}")  # fmt: skip
     parser.add_argument("--units", type=_positive_int, default=64, help=f"LSTM units per direction {from_default}")
-    parser.add_argument("--members", type=_positive_int, default=1,
+    parser.add_argument("--members", type=_positive_int, default=3,
                         help="classifiers trained side by side and averaged, an ensemble; each adds the time of "
                         f"one {from_default}")  # fmt: skip
     parser.add_argument("--pretrain-steps", type=_non_negative_int, default=0,
@@ -128,7 +129,7 @@ def _add_train_sentiment(apps: Any) -> None:
                         help=f"dropout before the output layer {from_default}")
     parser.add_argument("--batch-size", type=_positive_int, default=64, help=f"reviews per batch {from_default}")
     parser.add_argument("--learning-rate", type=float, default=1e-3, help=f"Adam's learning rate {from_default}")
-    parser.add_argument("--learning-rate-decay", choices=("cosine", "none"), default="none",
+    parser.add_argument("--learning-rate-decay", choices=("cosine", "none"), default="cosine",
                         help="cosine: the learning rate falls to 0 along a half cosine over --epochs; none: it stays "
                         f"{from_default}")  # fmt: skip
     parser.add_argument("--backup-every", type=_positive_int, default=50,

@@ -120,7 +120,7 @@ class SentimentConfig:
     embedding_dim: int = 128
     word_vectors: str = "random"
     units: int = 64
-    members: int = 1
+    members: int = 3
     pretrain_steps: int = 0
     pretrain_window: int = 64
     pretrain_batch_size: int = 128
@@ -128,9 +128,9 @@ class SentimentConfig:
     head_dropout: float = 0.5
     batch_size: int = 64
     learning_rate: float = 1e-3
-    learning_rate_decay: str = "none"
+    learning_rate_decay: str = "cosine"
     clipnorm: float = 1.0
-    epochs: int = 5
+    epochs: int = 3
     patience: int = 2
     seed: int = 1337
     backup_every: int = 50
