@@ -179,6 +179,7 @@ def _run_train_sentiment(args: argparse.Namespace) -> int:
         return 0
     print(
         f"val accuracy {metrics['val_accuracy']:.4f}, test accuracy {metrics['test_accuracy']:.4f} "
+        f"(pos at P >= {metrics.get('threshold', 0.5):.3f}, chosen on val) "
         f"after {metrics['epochs']} epoch(s); {metrics['wall_time_s']:.0f} s wall time; model in {out}"
     )
     return 0

@@ -17,7 +17,10 @@ A model folder (default saved_models/sentiment/) holds model.keras, vocabulary.t
 what `nlp_lstm.training.fit` writes (history.csv, curves.png, logs/). The vocabulary is adapted
 once, on the training split, and every later step (evaluate, predict, export) reads it back.
 
-Labels everywhere: 0 = neg, 1 = pos (`nlp_lstm.data.LABEL_NAMES`); a probability >= 0.5 is pos.
+Labels everywhere: 0 = neg, 1 = pos (`nlp_lstm.data.LABEL_NAMES`). A probability at or above the
+model's decision threshold is pos: 0.5 while training picks the best epoch, then the threshold that
+is most accurate on the validation split (`choose_threshold`), saved in config.json ("threshold") and
+used by evaluate, predict and export. A folder without one (older versions) uses 0.5.
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ from nlp_lstm.training import (
 
 APP = "sentiment"
 VOCABULARY_FILE = "vocabulary.txt"
+THRESHOLD_KEY = "threshold"  # in config.json: P(pos) at or above it is pos
 DEFAULT_MODEL_DIR = "saved_models/sentiment"
 # What the data config contributes to a model's identity (a resumed run must match it).
 _DATA_KEYS = ("source", "val_fraction", "seed", "limit")
@@ -402,10 +406,37 @@ def _predicted_probabilities(model: keras.Model, ids_and_labels: tf.data.Dataset
     return np.concatenate(probabilities), np.concatenate(labels)
 
 
-def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, Any]:
+def choose_threshold(labels: np.ndarray, probabilities: np.ndarray) -> float:
+    """The decision threshold on P(pos) that classifies (labels, probabilities) most accurately.
+
+    The candidates are 0.5 and the midpoints between consecutive distinct probabilities (every way
+    of cutting the sorted probabilities in two); of the most accurate, the one nearest 0.5 wins.
+    Meant for the validation split: a model whose probabilities lean towards one label gets its cut
+    moved back, without retraining.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from nlp_lstm.sentiment import choose_threshold
+    >>> round(choose_threshold(np.array([0, 0, 1, 1]), np.array([0.2, 0.6, 0.7, 0.9])), 6)
+    0.65
+    >>> choose_threshold(np.array([0, 1]), np.array([0.1, 0.9]))
+    0.5
+    """
+    labels = np.asarray(labels).astype(np.int64)
+    distinct = np.unique(np.asarray(probabilities, np.float64))
+    candidates = np.concatenate([[0.5], (distinct[:-1] + distinct[1:]) / 2])  # (c,)
+    predicted = np.asarray(probabilities, np.float64)[None, :] >= candidates[:, None]  # (c, n)
+    correct = (predicted == (labels == 1)[None, :]).sum(axis=1)  # (c,)
+    best = np.flatnonzero(correct == correct.max())
+    return float(candidates[best[np.argmin(np.abs(candidates[best] - 0.5))]])
+
+
+def classification_metrics(labels: np.ndarray, probabilities: np.ndarray, threshold: float = 0.5) -> dict[str, Any]:
     """Accuracy, precision, recall and F1 of pos, and the confusion matrix [[tn, fp], [fn, tp]].
 
-    Rows of the confusion matrix are the true label (neg, pos), columns the predicted one.
+    A probability >= `threshold` is pos. Rows of the confusion matrix are the true label (neg,
+    pos), columns the predicted one.
 
     Example:
 
@@ -416,7 +447,7 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dic
     (0.75, 0.6666666666666666, 1.0, [[1, 1], [0, 2]])
     """
     labels = np.asarray(labels).astype(np.int64)
-    predicted = (np.asarray(probabilities) >= 0.5).astype(np.int64)
+    predicted = (np.asarray(probabilities) >= threshold).astype(np.int64)
     tp = int(np.sum((predicted == 1) & (labels == 1)))
     fp = int(np.sum((predicted == 1) & (labels == 0)))
     fn = int(np.sum((predicted == 0) & (labels == 1)))
@@ -570,11 +601,18 @@ def train_sentiment(
     if not role.chief:
         return {"app": APP, "task": role.task, "epochs": result.epochs_done, "dry_run": fit_config.dry_run}
 
+    # The decision threshold, from validation only; then test, once.
+    val_probabilities, val_labels = _predicted_probabilities(model, batches(splits.val, False))
+    threshold = choose_threshold(val_labels, val_probabilities)
+    folder_config = _folder_config(config, data_config, vocabulary_size)
+    atomic_write_json(out / CONFIG_FILE, {**folder_config, THRESHOLD_KEY: threshold})
     probabilities, labels = _predicted_probabilities(model, batches(splits.test, False))
-    test = classification_metrics(labels, probabilities)
+    test = classification_metrics(labels, probabilities, threshold)
     metrics = {
         "app": APP,
         "val_accuracy": result.best,
+        "threshold": threshold,
+        "val_accuracy_at_threshold": classification_metrics(val_labels, val_probabilities, threshold)["accuracy"],
         "test_accuracy": test["accuracy"],
         "test": test,
         "best_epoch": None if result.best_epoch is None else result.best_epoch + 1,
@@ -593,13 +631,14 @@ def train_sentiment(
 @dataclass(frozen=True)
 class SentimentModel:
     """A loaded model folder: the Keras model, the vectorizer of its saved vocabulary, its config,
-    and the data source it was trained on (None: tensorflow-datasets)."""
+    the data source it was trained on (None: tensorflow-datasets) and its decision threshold."""
 
     model: keras.Model
     vectorizer: layers.TextVectorization
     config: SentimentConfig
     folder: Path
     data_source: str | None = None
+    threshold: float = 0.5
 
 
 def load_sentiment_model(model_dir: str | os.PathLike = DEFAULT_MODEL_DIR) -> SentimentModel:
@@ -644,7 +683,10 @@ def load_sentiment_model(model_dir: str | os.PathLike = DEFAULT_MODEL_DIR) -> Se
         )
     vectorizer = vectorizer_from_vocabulary(vocabulary, VectorizerConfig(None))
     data_source = saved.get("data", {}).get("source") if isinstance(saved.get("data"), dict) else None
-    return SentimentModel(model, vectorizer, config, folder, data_source)
+    threshold = saved.get(THRESHOLD_KEY, 0.5)
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 < threshold < 1.0:
+        raise ModelFolderError(f"{folder / CONFIG_FILE} has threshold {threshold!r}; expected a number in (0, 1)")
+    return SentimentModel(model, vectorizer, config, folder, data_source, float(threshold))
 
 
 def _as_model(model: SentimentModel | str | os.PathLike) -> SentimentModel:
@@ -671,7 +713,7 @@ def evaluate_sentiment(
         shuffle=False, seed=loaded.config.seed,
     )  # fmt: skip
     probabilities, labels = _predicted_probabilities(loaded.model, test)
-    return classification_metrics(labels, probabilities)
+    return classification_metrics(labels, probabilities, loaded.threshold)
 
 
 class Prediction(NamedTuple):
@@ -709,5 +751,5 @@ def predict_sentiment(
         ids = vectorize_texts(loaded.vectorizer, tf.constant(encoded[begin : begin + batch_size], tf.string),
                               loaded.config.max_length)  # (batch, time)  # fmt: skip
         probabilities = ops.convert_to_numpy(positive_probability(loaded.model, ids))  # (batch,)
-        predictions += [Prediction(LABEL_NAMES[int(p >= 0.5)], float(p)) for p in probabilities]
+        predictions += [Prediction(LABEL_NAMES[int(p >= loaded.threshold)], float(p)) for p in probabilities]
     return predictions

@@ -388,3 +388,51 @@ def test_cosine_decay_reaches_zero_at_the_last_step_of_training(tmp_path):
 def test_learning_rate_decay_must_be_known():
     with pytest.raises(ValueError, match="learning_rate_decay must be one of"):
         SentimentConfig(learning_rate_decay="linear")
+
+
+def test_the_threshold_is_the_most_accurate_cut_nearest_one_half():
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        labels = rng.integers(0, 2, 40)
+        probabilities = np.clip(0.35 * labels + rng.uniform(0, 0.7, 40), 0, 1).round(2)  # ties included
+        threshold = sentiment.choose_threshold(labels, probabilities)
+        # The oracle: every cut of a fine grid.
+        grid = np.linspace(0.0, 1.0, 2001)
+        accuracy = [np.mean((probabilities >= t) == labels) for t in grid]
+        assert np.mean((probabilities >= threshold) == labels) == pytest.approx(max(accuracy))
+        best = grid[np.isclose(accuracy, max(accuracy))]
+        nearest = best[np.argmin(np.abs(best - 0.5))]  # of the most accurate cuts, the nearest 0.5
+        np.testing.assert_array_equal(probabilities >= threshold, probabilities >= nearest)
+
+
+def test_training_saves_the_validation_threshold_and_every_verdict_uses_it(trained, model_copy):
+    acl_imdb, model_dir = trained
+    saved = json.loads((model_dir / "config.json").read_text())
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    assert 0 < saved["threshold"] < 1 and metrics["threshold"] == saved["threshold"]
+    # The oracle: the threshold chosen afresh from the saved model's validation probabilities.
+    loaded = load_sentiment_model(model_dir)
+    config = loaded.config
+    val = make_classification_dataset(load_imdb(quiet_data(acl_imdb)).val, loaded.vectorizer, config.batch_size,
+                                      config.max_length, shuffle=False, seed=config.seed)  # fmt: skip
+    probabilities, labels = sentiment._predicted_probabilities(loaded.model, val)
+    assert saved["threshold"] == sentiment.choose_threshold(labels, probabilities)
+    # A threshold above every probability: everything is neg, in predict and evaluate alike.
+    (model_copy / "config.json").write_text(json.dumps({**saved, "threshold": 0.9999}))
+    assert {p.label for p in predict_sentiment(model_copy, ["Loved it!", "dull", ""])} == {"neg"}
+    assert evaluate_sentiment(model_copy, quiet_data(acl_imdb))["confusion_matrix"] == [[2, 0], [2, 0]]
+
+
+@pytest.mark.parametrize("threshold", [0, 1, "high", True])
+def test_a_bad_threshold_says_what_is_wrong(model_copy, threshold):
+    saved = json.loads((model_copy / "config.json").read_text())
+    (model_copy / "config.json").write_text(json.dumps({**saved, "threshold": threshold}))
+    with pytest.raises(ModelFolderError, match="threshold"):
+        load_sentiment_model(model_copy)
+
+
+def test_a_folder_without_a_threshold_cuts_at_one_half(model_copy):
+    saved = json.loads((model_copy / "config.json").read_text())
+    del saved["threshold"]
+    (model_copy / "config.json").write_text(json.dumps(saved))
+    assert load_sentiment_model(model_copy).threshold == 0.5
