@@ -132,6 +132,9 @@ def _add_train_sentiment(apps: Any) -> None:
     parser.add_argument("--learning-rate-decay", choices=("cosine", "none"), default="cosine",
                         help="cosine: the learning rate falls to 0 along a half cosine over --epochs; none: it stays "
                         f"{from_default}")  # fmt: skip
+    parser.add_argument("--tune-threshold", action="store_true",
+                        help="after training, move the decision threshold from 0.5 to the one most accurate on "
+                        "the validation split")  # fmt: skip
     parser.add_argument("--backup-every", type=_positive_int, default=50,
                         help=f"back up the training state every this many steps, for resuming {from_default}")
     parser.add_argument("--max-train-minutes", type=float, default=None,
@@ -153,7 +156,7 @@ def _sentiment_configs(args: argparse.Namespace) -> tuple[Any, Any]:
             pretrain_steps=args.pretrain_steps,
             embedding_dropout=args.embedding_dropout, head_dropout=args.head_dropout,
             batch_size=args.batch_size, learning_rate=args.learning_rate,
-            learning_rate_decay=args.learning_rate_decay, epochs=args.epochs,
+            learning_rate_decay=args.learning_rate_decay, tune_threshold=args.tune_threshold, epochs=args.epochs,
             patience=args.patience, seed=args.seed, backup_every=args.backup_every,
             max_train_minutes=args.max_train_minutes,
         )  # fmt: skip
@@ -179,7 +182,7 @@ def _run_train_sentiment(args: argparse.Namespace) -> int:
         return 0
     print(
         f"val accuracy {metrics['val_accuracy']:.4f}, test accuracy {metrics['test_accuracy']:.4f} "
-        f"(pos at P >= {metrics.get('threshold', 0.5):.3f}, chosen on val) "
+        f"(pos at P >= {metrics.get('threshold', 0.5):.3f}) "
         f"after {metrics['epochs']} epoch(s); {metrics['wall_time_s']:.0f} s wall time; model in {out}"
     )
     return 0

@@ -18,9 +18,9 @@ what `nlp_lstm.training.fit` writes (history.csv, curves.png, logs/). The vocabu
 once, on the training split, and every later step (evaluate, predict, export) reads it back.
 
 Labels everywhere: 0 = neg, 1 = pos (`nlp_lstm.data.LABEL_NAMES`). A probability at or above the
-model's decision threshold is pos: 0.5 while training picks the best epoch, then the threshold that
-is most accurate on the validation split (`choose_threshold`), saved in config.json ("threshold") and
-used by evaluate, predict and export. A folder without one (older versions) uses 0.5.
+model's decision threshold is pos: 0.5, or with `SentimentConfig.tune_threshold` the threshold most
+accurate on the validation split once training is done (`choose_threshold`). It is saved in
+config.json ("threshold") and used by evaluate, predict and export; a folder without one uses 0.5.
 """
 
 from __future__ import annotations
@@ -102,6 +102,9 @@ class SentimentConfig:
         head_dropout: Dropout on the pooled features, before the output layer.
         batch_size: Reviews per batch (batches group reviews of similar length).
         learning_rate: Adam's learning rate.
+        tune_threshold: After training, move the decision threshold on P(pos) from 0.5 to the cut most
+            accurate on validation. Off by default: measured here, a validation gain of 0.6 points
+            (threshold 0.745) came with a test loss of 0.1.
         learning_rate_decay: "cosine": the rate falls from `learning_rate` to 0 along a half cosine over
             `epochs` epochs, step by step (so the last epoch takes small steps); "none": it stays.
         clipnorm: Adam clips each gradient to this norm.
@@ -133,6 +136,7 @@ class SentimentConfig:
     batch_size: int = 64
     learning_rate: float = 1e-3
     learning_rate_decay: str = "cosine"
+    tune_threshold: bool = False
     clipnorm: float = 1.0
     epochs: int = 3
     patience: int = 2
@@ -603,7 +607,7 @@ def train_sentiment(
 
     # The decision threshold, from validation only; then test, once.
     val_probabilities, val_labels = _predicted_probabilities(model, batches(splits.val, False))
-    threshold = choose_threshold(val_labels, val_probabilities)
+    threshold = choose_threshold(val_labels, val_probabilities) if config.tune_threshold else 0.5
     folder_config = _folder_config(config, data_config, vocabulary_size)
     atomic_write_json(out / CONFIG_FILE, {**folder_config, THRESHOLD_KEY: threshold})
     probabilities, labels = _predicted_probabilities(model, batches(splits.test, False))

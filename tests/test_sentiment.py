@@ -405,8 +405,13 @@ def test_the_threshold_is_the_most_accurate_cut_nearest_one_half():
         np.testing.assert_array_equal(probabilities >= threshold, probabilities >= nearest)
 
 
-def test_training_saves_the_validation_threshold_and_every_verdict_uses_it(trained, model_copy):
-    acl_imdb, model_dir = trained
+def test_training_saves_the_validation_threshold_and_every_verdict_uses_it(trained, model_copy, tmp_path):
+    acl_imdb, _ = trained
+    assert json.loads((model_copy / "config.json").read_text())["threshold"] == 0.5  # the default
+    model_dir = tmp_path / "tuned"
+    fit_config = FitConfig(dry_run=True, verbose=0, tensorboard=False)
+    config = dataclasses.replace(dry_run_config(), tune_threshold=True)
+    train_sentiment(quiet_data(acl_imdb), config, model_dir, fit_config=fit_config)
     saved = json.loads((model_dir / "config.json").read_text())
     metrics = json.loads((model_dir / "metrics.json").read_text())
     assert 0 < saved["threshold"] < 1 and metrics["threshold"] == saved["threshold"]
@@ -433,6 +438,9 @@ def test_a_bad_threshold_says_what_is_wrong(model_copy, threshold):
 
 def test_a_folder_without_a_threshold_cuts_at_one_half(model_copy):
     saved = json.loads((model_copy / "config.json").read_text())
+    saved["threshold"] = 0.25
+    (model_copy / "config.json").write_text(json.dumps(saved))
+    assert load_sentiment_model(model_copy).threshold == 0.25
     del saved["threshold"]
     (model_copy / "config.json").write_text(json.dumps(saved))
     assert load_sentiment_model(model_copy).threshold == 0.5
