@@ -333,7 +333,7 @@ def compile_sentiment_model(model: keras.Model, config: SentimentConfig, steps_p
         learning_rate = keras.optimizers.schedules.CosineDecay(config.learning_rate, config.epochs * steps_per_epoch)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate, clipnorm=config.clipnorm),
-        loss=MembersBinaryCrossentropy(),
+        loss=MembersBinaryCrossentropy() if config.members > 1 else keras.losses.BinaryCrossentropy(),
         metrics=[MeanProbabilityAccuracy(name="accuracy")],
     )
     return model
@@ -587,11 +587,13 @@ def train_sentiment(
             ds, vectorizer, config.batch_size, config.max_length, shuffle, config.seed, fixed_widths=role.replicas > 1
         ))  # fmt: skip
 
+    keras.utils.set_random_seed(config.seed)  # before the datasets: their shuffles draw on the global seed
     train_batches = batches(splits.train, True)
     steps_per_epoch = 1
     if config.learning_rate_decay != "none" and not fit_config.dry_run:
-        # One pass, which also fills the pipeline's token cache; each worker of a cluster reads its share.
-        steps_per_epoch = max(1, train_batches.reduce(0, lambda count, _: count + 1).numpy() // role.workers)
+        # One pass, which also fills the pipeline's token cache. Every worker of a cluster takes as many
+        # steps as one process would (each step's global batch is split between them).
+        steps_per_epoch = max(1, int(train_batches.reduce(0, lambda count, _: count + 1).numpy()))
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
         model = compile_sentiment_model(build_sentiment_model(config, vocabulary_size), config, steps_per_epoch)
