@@ -333,7 +333,7 @@ def compile_sentiment_model(model: keras.Model, config: SentimentConfig, steps_p
         learning_rate = keras.optimizers.schedules.CosineDecay(config.learning_rate, config.epochs * steps_per_epoch)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate, clipnorm=config.clipnorm),
-        loss=MembersBinaryCrossentropy() if config.members > 1 else keras.losses.BinaryCrossentropy(),
+        loss=MembersBinaryCrossentropy(),
         metrics=[MeanProbabilityAccuracy(name="accuracy")],
     )
     return model
@@ -594,7 +594,7 @@ def train_sentiment(
         # One pass, which also fills the pipeline's token cache. Every worker of a cluster takes as many
         # steps as one process would (each step's global batch is split between them).
         steps_per_epoch = max(1, int(train_batches.reduce(0, lambda count, _: count + 1).numpy()))
-    keras.utils.set_random_seed(config.seed)
+    keras.utils.set_random_seed(config.seed)  # again: the weights must not depend on what the datasets drew
     with strategy.scope():
         model = compile_sentiment_model(build_sentiment_model(config, vocabulary_size), config, steps_per_epoch)
     pretrain_s = 0.0
@@ -608,8 +608,12 @@ def train_sentiment(
         return {"app": APP, "task": role.task, "epochs": result.epochs_done, "dry_run": fit_config.dry_run}
 
     # The decision threshold, from validation only; then test, once.
-    val_probabilities, val_labels = _predicted_probabilities(model, batches(splits.val, False))
-    threshold = choose_threshold(val_labels, val_probabilities) if config.tune_threshold else 0.5
+    threshold, tuned = 0.5, {}
+    if config.tune_threshold:
+        val_probabilities, val_labels = _predicted_probabilities(model, batches(splits.val, False))
+        threshold = choose_threshold(val_labels, val_probabilities)
+        at_threshold = classification_metrics(val_labels, val_probabilities, threshold)
+        tuned = {"val_accuracy_at_threshold": at_threshold["accuracy"]}
     folder_config = _folder_config(config, data_config, vocabulary_size)
     atomic_write_json(out / CONFIG_FILE, {**folder_config, THRESHOLD_KEY: threshold})
     probabilities, labels = _predicted_probabilities(model, batches(splits.test, False))
@@ -618,7 +622,7 @@ def train_sentiment(
         "app": APP,
         "val_accuracy": result.best,
         "threshold": threshold,
-        "val_accuracy_at_threshold": classification_metrics(val_labels, val_probabilities, threshold)["accuracy"],
+        **tuned,
         "test_accuracy": test["accuracy"],
         "test": test,
         "best_epoch": None if result.best_epoch is None else result.best_epoch + 1,
