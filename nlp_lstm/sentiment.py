@@ -12,6 +12,10 @@ its own weights), and outputs their K probabilities (batch, K); P(pos) is their 
 (`positive_probability`), the average of an ensemble. Member 0's layers carry the plain names
 ("embedding", "bilstm", "probability"), member k's the suffix "_k".
 
+With `SentimentConfig.ngram_buckets` > 0 (the default) one more member follows the BiLSTMs: a bag of
+words and hashed word pairs (`nlp_lstm.ngrams`, layers named "ngram_*"), trained and averaged like them.
+It reads the same token ids, so the pipeline, the vocabulary and the export are unchanged.
+
 A model folder (default saved_models/sentiment/) holds model.keras, vocabulary.txt, config.json
 ("app": "sentiment", the SentimentConfig and DataConfig it was trained with), metrics.json and
 what `nlp_lstm.training.fit` writes (history.csv, curves.png, logs/). The vocabulary is adapted
@@ -42,6 +46,7 @@ from nlp_lstm.data import LABEL_NAMES, DataConfig, DataError, ImdbSplits, load_i
 from nlp_lstm.distribute import StrategyError, prepare_model, role_of, shardable
 from nlp_lstm.embeddings import EmbeddingConfig, ppmi_svd_vectors
 from nlp_lstm.layers import LSTM
+from nlp_lstm.ngrams import bag_of_ngrams_probability
 from nlp_lstm.pretrain import PRETRAINED_DIR, PretrainConfig, pretrain_language_models
 from nlp_lstm.text import (
     BOUNDARY_TOKEN,
@@ -93,7 +98,14 @@ class SentimentConfig:
             training and unlabelled reviews (`nlp_lstm.embeddings`; labels are not read), or
             "random", Keras's initialiser. Pretraining (below) sets them instead.
         units: LSTM units per direction.
-        members: Classifiers averaged (an ensemble trained in one model; 1: a single classifier).
+        members: BiLSTM classifiers averaged (an ensemble trained in one model; 1: a single classifier).
+        ngram_buckets: Hash buckets of the n-gram member, a bag of words and word pairs averaged with
+            the BiLSTMs (`nlp_lstm.ngrams`); 0: no n-gram member.
+        ngram_dim: Size of the n-gram member's word and pair vectors.
+        ngram_dropout: Dropout on those vectors while training.
+        ngram_scale: How many times faster than `learning_rate` Adam moves the n-gram member's vectors
+            (`nlp_lstm.ngrams.bag_of_ngrams_probability`): a bag of n-grams learns at a larger rate than
+            an LSTM. Measured alone on IMDB validation after 3 epochs: 82.8% at 1, 89.5% at 10, 91.0% at 30.
         pretrain_steps: Steps of language-model pretraining of the word vectors and of each LSTM
             direction on the training and unlabelled reviews (`nlp_lstm.pretrain`); 0: none.
         pretrain_window: Tokens per pretraining window.
@@ -127,7 +139,11 @@ class SentimentConfig:
     embedding_dim: int = 128
     word_vectors: str = "random"
     units: int = 64
-    members: int = 3
+    members: int = 1
+    ngram_buckets: int = 1 << 20
+    ngram_dim: int = 16
+    ngram_dropout: float = 0.0
+    ngram_scale: float = 30.0
     pretrain_steps: int = 0
     pretrain_window: int = 64
     pretrain_batch_size: int = 128
@@ -145,10 +161,12 @@ class SentimentConfig:
     max_train_minutes: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("max_tokens", "max_length", "embedding_dim", "units", "members", "batch_size", "epochs",
-                     "backup_every"):
+        for name in ("max_tokens", "max_length", "embedding_dim", "units", "members", "ngram_dim", "batch_size",
+                     "epochs", "backup_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.ngram_buckets < 0:
+            raise ValueError(f"ngram_buckets must be >= 0 (0: no n-gram member), got {self.ngram_buckets}")
         if self.word_vectors not in WORD_VECTORS:
             raise ValueError(f"word_vectors must be one of {WORD_VECTORS}, got {self.word_vectors!r}")
         if self.learning_rate_decay not in LEARNING_RATE_DECAYS:
@@ -162,11 +180,11 @@ class SentimentConfig:
         self.pretrain_config()  # validates the pretraining fields
         if self.max_tokens < 3:
             raise ValueError(f"max_tokens must leave room for '', '[UNK]' and a word, got {self.max_tokens}")
-        for name in ("embedding_dropout", "head_dropout"):
+        for name in ("embedding_dropout", "head_dropout", "ngram_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
-        if self.learning_rate <= 0 or self.clipnorm <= 0:
-            raise ValueError("learning_rate and clipnorm must be > 0")
+        if self.learning_rate <= 0 or self.clipnorm <= 0 or self.ngram_scale <= 0:
+            raise ValueError("learning_rate, clipnorm and ngram_scale must be > 0")
         if self.max_train_minutes is not None and self.max_train_minutes <= 0:
             raise ValueError(f"max_train_minutes must be None or > 0, got {self.max_train_minutes}")
 
@@ -197,8 +215,9 @@ def dry_run_config(config: SentimentConfig = SentimentConfig()) -> SentimentConf
     (4, 7)
     """
     pretraining = {"pretrain_steps": 1, "pretrain_window": 8, "pretrain_batch_size": 2} if config.pretrain_steps else {}
+    ngrams = {"ngram_buckets": 64, "ngram_dim": 4} if config.ngram_buckets else {}
     return replace(
-        config, max_tokens=200, max_length=32, embedding_dim=8, units=4, batch_size=8, epochs=1, **pretraining
+        config, max_tokens=200, max_length=32, embedding_dim=8, units=4, batch_size=8, epochs=1, **pretraining, **ngrams
     )
 
 
@@ -250,6 +269,11 @@ class MaskedGlobalMaxPooling1D(layers.Layer):
         return (input_shape[0], input_shape[2])
 
 
+def sentiment_members(config: SentimentConfig) -> int:
+    """The probabilities the model outputs per review: its BiLSTM members and its n-gram member, if any."""
+    return config.members + (1 if config.ngram_buckets else 0)
+
+
 def member_suffix(member: int) -> str:
     """The suffix of member `member`'s layer names: "" for member 0, "_k" for member k."""
     return f"_{member}" if member else ""
@@ -257,6 +281,9 @@ def member_suffix(member: int) -> str:
 
 def build_sentiment_model(config: SentimentConfig, vocabulary_size: int | None = None) -> keras.Model:
     """The uncompiled classifier: token ids (batch, time) int64 -> P(pos) per member (batch, members).
+
+    The members are `config.members` BiLSTM classifiers, then the n-gram member when
+    `config.ngram_buckets` > 0 (`sentiment_members` counts them).
 
     Args:
         config: Sizes, dropout and the number of members.
@@ -266,9 +293,10 @@ def build_sentiment_model(config: SentimentConfig, vocabulary_size: int | None =
 
     >>> import numpy as np
     >>> from nlp_lstm.sentiment import SentimentConfig, build_sentiment_model
-    >>> model = build_sentiment_model(SentimentConfig(max_tokens=50, embedding_dim=8, units=4, members=3))
+    >>> config = SentimentConfig(max_tokens=50, embedding_dim=8, units=4, members=3, ngram_buckets=64)
+    >>> model = build_sentiment_model(config)
     >>> tuple(model(np.array([[5, 7, 0, 0], [3, 0, 0, 0]])).shape)
-    (2, 3)
+    (2, 4)
     """
     token_ids = keras.Input(shape=(None,), dtype="int64", name="token_ids")  # (batch, time)
     probabilities = []
@@ -284,6 +312,11 @@ def build_sentiment_model(config: SentimentConfig, vocabulary_size: int | None =
         pooled = layers.Concatenate(name=f"pooled{name}")([max_pooled, mean_pooled])  # (batch, 4u)
         pooled = layers.Dropout(config.head_dropout, seed=seed + 1, name=f"head_dropout{name}")(pooled)
         probabilities.append(layers.Dense(1, activation="sigmoid", name=f"probability{name}")(pooled))  # (batch, 1)
+    if config.ngram_buckets:
+        probabilities.append(bag_of_ngrams_probability(
+            token_ids, vocabulary_size or config.max_tokens, config.ngram_buckets, config.ngram_dim,
+            config.ngram_dropout, seed=config.seed - 1, scale=config.ngram_scale,
+        ))  # fmt: skip
     if len(probabilities) > 1:
         probabilities = [layers.Concatenate(name="members")(probabilities)]  # (batch, members)
     return keras.Model(token_ids, probabilities[0], name="sentiment_bilstm")
@@ -378,6 +411,12 @@ def _folder_config(config: SentimentConfig, data_config: DataConfig, vocabulary_
     }
 
 
+def _saved_config(values: dict[str, Any]) -> SentimentConfig:
+    """The SentimentConfig of config.json's "sentiment"."""
+    # A folder written before the n-gram member existed has none (the field's default now adds one).
+    return SentimentConfig.from_dict({"ngram_buckets": 0, **values})
+
+
 def _same_run(out: Path, config: SentimentConfig, data_config: DataConfig) -> bool:
     """Whether out/config.json describes a run of `config` on `data_config` (so its backup may be resumed).
 
@@ -386,7 +425,7 @@ def _same_run(out: Path, config: SentimentConfig, data_config: DataConfig) -> bo
     """
     try:
         saved = read_model_config(out, APP)
-        saved_config = SentimentConfig.from_dict(saved["sentiment"])
+        saved_config = _saved_config(saved["sentiment"])
         saved_data = dict(saved["data"])
     except (ModelFolderError, KeyError, TypeError, ValueError):
         return False
@@ -668,7 +707,7 @@ def load_sentiment_model(model_dir: str | os.PathLike = DEFAULT_MODEL_DIR) -> Se
     saved = read_model_config(folder, APP)
     require_files(folder, (MODEL_FILE, VOCABULARY_FILE))
     try:
-        config = SentimentConfig.from_dict(saved["sentiment"])
+        config = _saved_config(saved["sentiment"])
     except (KeyError, TypeError, ValueError) as error:
         raise ModelFolderError(f"{folder / CONFIG_FILE} has no valid sentiment config ({error})") from error
     try:

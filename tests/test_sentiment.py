@@ -89,7 +89,7 @@ def test_model_folder_holds_what_the_issue_lists(trained):
 
 
 def test_masking_makes_padding_irrelevant():
-    model = build_sentiment_model(SentimentConfig(max_tokens=30, embedding_dim=6, units=3, seed=3))
+    model = build_sentiment_model(SentimentConfig(max_tokens=30, embedding_dim=6, units=3, ngram_buckets=64, seed=3))
     ids = np.array([[4, 9, 2, 7, 0, 0, 0, 0], [5, 0, 0, 0, 0, 0, 0, 0]])  # (2, 8)
     padded = model(ids).numpy()
     for row, length in ((0, 4), (1, 1)):
@@ -143,7 +143,7 @@ def test_the_members_loss_is_each_members_cross_entropy_averaged():
 
 
 def test_each_member_learns_as_if_it_were_trained_alone():
-    config = SentimentConfig(max_tokens=30, embedding_dim=4, units=3, members=2)
+    config = SentimentConfig(max_tokens=30, embedding_dim=4, units=3, members=2, ngram_buckets=64)
     model = build_sentiment_model(config)
     ids = np.array([[5, 7, 2, 0], [3, 9, 0, 0], [4, 0, 0, 0]])
     labels = np.array([1, 0, 1])
@@ -159,11 +159,11 @@ def test_each_member_learns_as_if_it_were_trained_alone():
 
 
 def test_the_verdict_is_the_mean_of_the_members():
-    config = SentimentConfig(max_tokens=30, embedding_dim=4, units=3, members=3)
+    config = SentimentConfig(max_tokens=30, embedding_dim=4, units=3, members=3, ngram_buckets=64)
     model = build_sentiment_model(config)
     ids = np.random.default_rng(1).integers(0, 30, (8, 5))
-    members = model(ids, training=False).numpy()  # (8, 3)
-    assert members.shape == (8, 3) and np.ptp(members, axis=1).max() > 1e-4  # members differ
+    members = model(ids, training=False).numpy()  # (8, 4): three BiLSTMs, then the n-gram member
+    assert members.shape == (8, 4) and np.ptp(members, axis=1).max() > 1e-4  # members differ
     np.testing.assert_allclose(positive_probability(model, ids).numpy(), members.mean(axis=1), rtol=1e-6)
     labels = (members[:, 0] > np.median(members[:, 0])).astype("int64")
     metric = MeanProbabilityAccuracy()
@@ -180,8 +180,10 @@ def test_labels_are_pinned_neg_0_pos_1(trained):
     acl_imdb, model_dir = trained
     loaded = load_sentiment_model(model_dir)
     # A model whose every member says pos for everything: the pos row of the confusion matrix is all correct.
-    for member in range(loaded.config.members):
-        head = loaded.model.get_layer(f"probability{member_suffix(member)}")
+    heads = [f"probability{member_suffix(member)}" for member in range(loaded.config.members)]
+    assert loaded.config.ngram_buckets  # the default model has an n-gram member
+    for name in heads + ["ngram_probability"]:
+        head = loaded.model.get_layer(name)
         head.set_weights([np.zeros_like(head.get_weights()[0]), np.array([10.0], "float32")])
     metrics = evaluate_sentiment(loaded, quiet_data(acl_imdb))
     # The tiny test split: test/neg holds 2 reviews, test/pos 2 (conftest.py); rows are true labels.
@@ -359,7 +361,7 @@ def test_real_data_short_run():
 
 
 def test_cosine_decay_falls_from_the_learning_rate_to_zero_over_the_epochs():
-    config = SentimentConfig(max_tokens=30, embedding_dim=4, units=3, epochs=2, learning_rate=0.004,
+    config = SentimentConfig(max_tokens=30, embedding_dim=4, units=3, ngram_buckets=64, epochs=2, learning_rate=0.004,
                              learning_rate_decay="cosine")  # fmt: skip
     model = sentiment.compile_sentiment_model(build_sentiment_model(config), config, steps_per_epoch=5)
     model.optimizer.build(model.trainable_variables)
