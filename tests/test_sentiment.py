@@ -150,12 +150,13 @@ def test_each_member_learns_as_if_it_were_trained_alone():
     member = [w for w in model.trainable_weights if w.path.split("/")[0].endswith("_1")]
     assert member and len(member) < len(model.trainable_weights)
     with tf.GradientTape(persistent=True) as tape:
-        probabilities = model(ids, training=False)  # (3, 2)
+        probabilities = model(ids, training=False)  # (3, 3)
         together = MembersBinaryCrossentropy()(labels, probabilities)
-        alone = keras.losses.BinaryCrossentropy()(labels[:, None], probabilities[:, 1:])
+        alone = keras.losses.BinaryCrossentropy()(labels[:, None], probabilities[:, 1:2])
+    assert probabilities.shape[1] == 3  # two BiLSTMs and the n-gram member
     for got, expected in zip(tape.gradient(together, member), tape.gradient(alone, member), strict=True):
         got, expected = tf.convert_to_tensor(got), tf.convert_to_tensor(expected)
-        np.testing.assert_allclose(got.numpy(), expected.numpy() / 2, atol=1e-7)  # the 1/2 of the average
+        np.testing.assert_allclose(got.numpy(), expected.numpy() / 3, atol=1e-7)  # the 1/3 of the average
 
 
 def test_the_verdict_is_the_mean_of_the_members():
