@@ -269,11 +269,6 @@ class MaskedGlobalMaxPooling1D(layers.Layer):
         return (input_shape[0], input_shape[2])
 
 
-def sentiment_members(config: SentimentConfig) -> int:
-    """The probabilities the model outputs per review: its BiLSTM members and its n-gram member, if any."""
-    return config.members + (1 if config.ngram_buckets else 0)
-
-
 def member_suffix(member: int) -> str:
     """The suffix of member `member`'s layer names: "" for member 0, "_k" for member k."""
     return f"_{member}" if member else ""
@@ -283,7 +278,7 @@ def build_sentiment_model(config: SentimentConfig, vocabulary_size: int | None =
     """The uncompiled classifier: token ids (batch, time) int64 -> P(pos) per member (batch, members).
 
     The members are `config.members` BiLSTM classifiers, then the n-gram member when
-    `config.ngram_buckets` > 0 (`sentiment_members` counts them).
+    `config.ngram_buckets` > 0.
 
     Args:
         config: Sizes, dropout and the number of members.
