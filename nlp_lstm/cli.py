@@ -127,16 +127,11 @@ def _add_train_sentiment(apps: Any) -> None:
     parser.add_argument("--members", type=_positive_int, default=1,
                         help="BiLSTM classifiers trained side by side and averaged, an ensemble; each adds the "
                         f"time of one {from_default}")  # fmt: skip
-    parser.add_argument("--ngram-buckets", type=_non_negative_int, default=1 << 20,
-                        help="hash buckets of the n-gram member (a bag of words and word pairs averaged with the "
-                        f"BiLSTMs), 0 for none {from_default}")  # fmt: skip
-    parser.add_argument("--ngram-dim", type=_positive_int, default=16,
-                        help=f"size of the n-gram member's word and pair vectors {from_default}")
-    parser.add_argument("--ngram-dropout", type=_fraction, default=0.0,
-                        help=f"dropout on the n-gram member's vectors {from_default}")
-    parser.add_argument("--ngram-scale", type=_positive_float, default=30.0,
-                        help="how many times faster than --learning-rate the n-gram member's vectors move "
-                        f"{from_default}")  # fmt: skip
+    parser.add_argument("--ngram-buckets", type=_non_negative_int, default=1 << 22,
+                        help="hash buckets for the word pairs of the n-gram member (NBSVM's logistic regression on "
+                        f"words and word pairs, averaged with the BiLSTMs), 0 for none {from_default}")  # fmt: skip
+    parser.add_argument("--ngram-c", type=_positive_float, default=1.0,
+                        help=f"inverse strength of the n-gram member's L2 penalty, as liblinear's C {from_default}")
     parser.add_argument("--pretrain-steps", type=_non_negative_int, default=0,
                         help="steps of language-model pretraining of the word vectors and of each LSTM direction "
                         f"on the training and unlabelled reviews, 0 for none {from_default}")  # fmt: skip
@@ -170,8 +165,7 @@ def _sentiment_configs(args: argparse.Namespace) -> tuple[Any, Any]:
         config = SentimentConfig(
             max_tokens=args.max_tokens, max_length=args.max_length, embedding_dim=args.embedding_dim,
             word_vectors=args.word_vectors, units=args.units, members=args.members,
-            ngram_buckets=args.ngram_buckets, ngram_dim=args.ngram_dim, ngram_dropout=args.ngram_dropout,
-            ngram_scale=args.ngram_scale,
+            ngram_buckets=args.ngram_buckets, ngram_c=args.ngram_c,
             pretrain_steps=args.pretrain_steps,
             embedding_dropout=args.embedding_dropout, head_dropout=args.head_dropout,
             batch_size=args.batch_size, learning_rate=args.learning_rate,

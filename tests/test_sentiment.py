@@ -16,6 +16,7 @@ import tensorflow as tf
 from nlp_lstm import sentiment
 from nlp_lstm.data import DataConfig, DataError, load_imdb
 from nlp_lstm.embeddings import EmbeddingConfig, ppmi_svd_vectors
+from nlp_lstm.ngrams import fit_ngram_logistic
 from nlp_lstm.sentiment import (
     MeanProbabilityAccuracy,
     MembersBinaryCrossentropy,
@@ -177,6 +178,24 @@ def test_members_must_be_positive():
         SentimentConfig(members=0)
 
 
+def test_the_ngram_member_is_fitted_on_the_training_split_and_kept(trained):
+    acl_imdb, model_dir = trained
+    loaded = load_sentiment_model(model_dir)
+    config = loaded.config
+    splits = load_imdb(quiet_data(acl_imdb))  # the data the fixture trained on
+    batches = make_classification_dataset(
+        splits.train, loaded.vectorizer, config.batch_size, config.max_length, shuffle=False, seed=config.seed
+    )
+    hashed, member = loaded.model.get_layer("ngram_ids"), loaded.model.get_layer("ngram_probability")
+    refit = fit_ngram_logistic(((hashed(ids).numpy(), labels.numpy()) for ids, labels in batches), member.rows,
+                               c=config.ngram_c)  # fmt: skip
+    weights, bias = member.get_weights()
+    assert np.count_nonzero(weights) == refit.features > 0
+    # What training saved is the fit on the training split, unmoved by the epochs of the BiLSTMs.
+    np.testing.assert_allclose(weights, refit.weights, atol=1e-6)
+    np.testing.assert_allclose(bias, [refit.bias], atol=1e-6)
+
+
 def test_labels_are_pinned_neg_0_pos_1(trained):
     acl_imdb, model_dir = trained
     loaded = load_sentiment_model(model_dir)
@@ -262,6 +281,20 @@ def test_a_folder_written_by_an_older_version_still_resumes(tmp_path, monkeypatc
     assert sentiment._same_run(tmp_path, config, DataConfig(source=str(tmp_path / "aclImdb")))
     assert not sentiment._same_run(tmp_path, dataclasses.replace(config, units=5), DataConfig(source="aclImdb"))
     assert not sentiment._same_run(tmp_path, config, DataConfig(source="aclImdb", seed=1))
+
+
+def test_a_folder_of_the_earlier_ngram_member_loads_its_config_but_is_not_resumed(tmp_path):
+    config = dry_run_config()
+    earlier = {**dataclasses.asdict(config), "ngram_dim": 4, "ngram_dropout": 0.0, "ngram_scale": 30.0}
+    del earlier["ngram_c"]
+    assert sentiment._saved_config(earlier) == config
+    folder = {"app": "sentiment", "sentiment": earlier, "data": {"source": None, "val_fraction": 0.1, "seed": 1337,
+                                                                   "limit": None}}  # fmt: skip
+    (tmp_path / "config.json").write_text(json.dumps(folder))
+    assert not sentiment._same_run(tmp_path, config, DataConfig())  # its backup holds another n-gram member
+    del folder["sentiment"]["ngram_dim"], folder["sentiment"]["ngram_dropout"], folder["sentiment"]["ngram_scale"]
+    (tmp_path / "config.json").write_text(json.dumps(folder))
+    assert sentiment._same_run(tmp_path, config, DataConfig())
 
 
 class _FirstEmbedding(keras.callbacks.Callback):
