@@ -140,7 +140,7 @@ def test_two_worker_cluster_trains_and_the_chief_saves_a_model(
     import nlp_lstm.sentiment  # noqa: F401  (registers the custom layers)
 
     model = keras.models.load_model(out / "model.keras")
-    assert model.predict(__import__("numpy").ones((2, 5), "int64"), verbose=0).shape == (2, 1)
+    assert model.predict(__import__("numpy").ones((2, 5), "int64"), verbose=0).shape == (2, 2)  # BiLSTM, n-gram
 
 
 def test_a_worker_that_never_comes_gives_up_within_the_timeout(word_reviews: Path, tmp_path: Path) -> None:
