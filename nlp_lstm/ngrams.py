@@ -208,6 +208,7 @@ def fit_ngram_logistic(
     """
     import scipy.optimize
     import scipy.sparse
+    import scipy.special
 
     if c <= 0:
         raise ValueError(f"c must be > 0, got {c}")
@@ -233,7 +234,7 @@ def fit_ngram_logistic(
         w, bias = w_and_bias[:-1], w_and_bias[-1]
         logits = z @ w + bias
         loss = np.sum(labels * np.logaddexp(0, -logits) + (1 - labels) * np.logaddexp(0, logits)) + w @ w / (2 * c)
-        error = 1 / (1 + np.exp(-logits)) - labels  # d loss / d logits
+        error = scipy.special.expit(logits) - labels  # d loss / d logits; expit does not overflow
         return loss, np.append(z.T @ error + w / c, error.sum())
 
     result = scipy.optimize.minimize(
