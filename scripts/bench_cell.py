@@ -7,6 +7,11 @@ Models are timed in turn within each repeat, so drift of the shared machine hits
 alike; the table gives the median over repeats and the ratio to keras.layers.LSTM with the same
 XLA setting.
 
+Below each shape, a bound: the time of the matrix products alone that any LSTM of that shape must
+compute (forward, and forward plus backward), in TensorFlow's own kernels, with nothing else in
+the loop; keras.layers.LSTM's time divided by it is the most any layer built from these kernels
+could gain over it on this machine.
+
     python scripts/bench_cell.py                       # the full table (about 15 minutes on 2 cores)
     python scripts/bench_cell.py --lengths 200 --units 64 --repeats 5
     python scripts/bench_cell.py --dry-run             # one tiny shape, one step: for CI
@@ -49,6 +54,7 @@ class BenchConfig:
     repeats: int = 3
     xla: tuple[bool, ...] = (False, True)
     seed: int = 0
+    floor: bool = True  # also time the matrix products alone (the bound)
 
 
 def build(kind: str, units: int, config: BenchConfig, length: int, jit: bool) -> keras.Model:
@@ -97,7 +103,7 @@ def bench_shape(config: BenchConfig, length: int, units: int) -> list[dict]:
     rows = []
     for (kind, jit), (train, infer) in times.items():
         rows.append(
-            dict(kind=kind, jit=jit, length=length, units=units,
+            dict(kind=kind, jit=jit, length=length, units=units, batch=config.batch,
                  train=tokens / statistics.median(train), infer=tokens / statistics.median(infer))
         )  # fmt: skip
     for row in rows:
@@ -105,6 +111,76 @@ def bench_shape(config: BenchConfig, length: int, units: int) -> list[dict]:
         row["train_ratio"] = row["train"] / ref["train"]
         row["infer_ratio"] = row["infer"] / ref["infer"]
     return rows
+
+
+def products_floor(config: BenchConfig, length: int, units: int) -> tuple[float, float]:
+    """Seconds per batch of an LSTM's matrix products alone: (inference, training).
+
+    Inference: the input projection as one product, then one (batch, units) x (units, 4 units)
+    product per step in a while loop, each step's input a slice of the last step's output as in a
+    real recurrence; the faster of the two layouts (h @ R and R^T @ h^T) counts. Training adds the
+    backward products: one (batch, 4 units) x (4 units, units) per step, chained by a tile, and the
+    weight and input gradients as one product each over all steps. No gates, loss or optimizer.
+    """
+    import tensorflow as tf  # the floor is measured with TensorFlow's kernels, as the table is
+
+    rng = np.random.default_rng(config.seed)
+
+    def tensor(*shape):
+        return tf.constant(rng.standard_normal(shape).astype("float32") * 0.05)
+
+    batch, dim, gates = config.batch, config.embedding, 4 * units
+    x, kernel = tensor(batch * length, dim), tensor(dim, gates)
+    rec, rec_t = tensor(units, gates), tensor(gates, units)
+    h0, h0_t, d0 = tensor(batch, units), tensor(units, batch), tensor(batch, gates)
+    hs, dz = tensor(batch * length, units), tensor(batch * length, gates)
+
+    def loop(step, h):
+        return tf.while_loop(lambda t, h: t < length, lambda t, h: (t + 1, step(h)), (0, h))[1]
+
+    def forward_batch_major():  # h (batch, units) @ R: the layout Keras uses
+        h = loop(lambda h: tf.matmul(h, rec)[:, :units], h0)
+        return tf.matmul(x, kernel)[0, 0] + h[0, 0]
+
+    def forward_transposed():  # R^T @ h^T (units, batch): faster at some widths
+        h = loop(lambda h: tf.matmul(rec_t, h)[:units], h0_t)
+        return tf.matmul(x, kernel)[0, 0] + h[0, 0]
+
+    def backward():  # per step d(h) = d(z) @ R^T, chained by a tile; weight and input gradients
+        d = loop(lambda d: tf.tile(tf.matmul(d, rec_t), (1, 4)), d0)
+        d_rec = tf.matmul(hs, dz, transpose_a=True)
+        d_kernel = tf.matmul(x, dz, transpose_a=True)
+        d_x = tf.matmul(dz, kernel, transpose_b=True)
+        return d[0, 0] + d_rec[0, 0] + d_kernel[0, 0] + d_x[0, 0]
+
+    def seconds(fn):
+        fn = tf.function(fn, autograph=False)
+        fn()
+        times = []
+        for _ in range(config.repeats):
+            start = time.perf_counter()
+            for _ in range(config.steps):
+                float(fn())
+            times.append((time.perf_counter() - start) / config.steps)
+        return statistics.median(times)
+
+    infer = min(seconds(forward_batch_major), seconds(forward_transposed))
+    return infer, infer + seconds(backward)
+
+
+def format_floor(rows: list[dict], floor: tuple[float, float]) -> str:
+    tokens = rows[0]["batch"] * rows[0]["length"]
+    refs = {row["jit"]: row for row in rows if row["kind"] == REFERENCE}
+    bounds = ", ".join(
+        f"{'XLA' if jit else 'no XLA'}: training <= {tokens / floor[1] / ref['train']:.2f}x, "
+        f"inference <= {tokens / floor[0] / ref['infer']:.2f}x"
+        for jit, ref in refs.items()
+    )
+    return (
+        f"|      |      | products alone    |     | {tokens / floor[1]:>9,.0f} |        "
+        f"| {tokens / floor[0]:>9,.0f} |        |\n"
+        f"  (bound against keras.layers.LSTM, {bounds})"
+    )
 
 
 def backend_version() -> str:
@@ -151,9 +227,12 @@ def run(config: BenchConfig) -> list[dict]:
     rows = []
     for length in config.lengths:
         for units in config.units:
-            for row in bench_shape(config, length, units):
+            shape_rows = bench_shape(config, length, units)
+            for row in shape_rows:
                 print(format_row(row), flush=True)
-                rows.append(row)
+            if config.floor and keras.backend.backend() == "tensorflow":
+                print(format_floor(shape_rows, products_floor(config, length, units)), flush=True)
+            rows.extend(shape_rows)
     return rows
 
 
@@ -166,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=2, help="batches per timed repeat")
     parser.add_argument("--no-xla", action="store_true", help="skip the jit_compile=True models")
     parser.add_argument("--embedding", type=int, default=128, help="embedding width (the LSTM's input)")
+    parser.add_argument("--no-floor", action="store_true", help="skip the products-alone bound")
     parser.add_argument("--dry-run", action="store_true", help="one tiny shape, one step, one repeat")
     args = parser.parse_args(argv)
     config = BenchConfig(
@@ -176,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         repeats=args.repeats,
         steps=args.steps,
         xla=(False,) if args.no_xla else (False, True),
+        floor=not args.no_floor,
     )
     if args.dry_run:
         config = BenchConfig(lengths=(8,), units=(4,), batch=4, embedding=8, vocabulary=50,
