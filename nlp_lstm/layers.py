@@ -11,6 +11,8 @@ one product over all steps) was tried and measured slower than autodiff of this 
 1.00-1.12x the built-in's training speed): the whole-sequence tensors it stacks and reshapes cost more
 than the per-step work it saves. See git history for it.
 
+Inference from 128 units up runs that cell-by-cell loop instead (see INFERENCE_HOIST_BELOW).
+
 Outputs, states and masking semantics are those of `keras.layers.RNN(LSTMCell(...))`; the tests
 check them, and their gradients, against `keras.layers.LSTM` with the same weights. Activations other
 than tanh/sigmoid, and `unroll=True`, fall back to the cell-by-cell loop of `keras.layers.RNN`.
@@ -26,6 +28,14 @@ from keras import ops
 from keras.src import backend
 
 from nlp_lstm.cell import LSTMCell
+
+# Inference at this width and above runs the cell-by-cell loop (x_t @ kernel inside each step).
+# Measured by scripts/bench_cell.py (2 cores, batch 64, 200 steps): at 128 and 256 units the hoisted
+# projection writes a (batch, time, 4 * units) tensor of 26-52 MB that each step reads back, and
+# inference ran at 0.71-0.84x keras.layers.LSTM against 0.93-0.98x for the cell loop; at 64 units
+# hoisting wins (1.69x against 1.26x without XLA). Training keeps the hoisted loop at every width
+# (1.19x against 0.94x at 256 units under XLA, the apps' default).
+INFERENCE_HOIST_BELOW = 128
 
 _CELL_ARGS = (
     "units", "activation", "recurrent_activation", "use_bias", "kernel_initializer",
@@ -157,7 +167,7 @@ class LSTM(keras.layers.RNN):
         )
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
-        if not self._fast_path_applies():
+        if not self._fast_path_applies() or (not training and self.units >= INFERENCE_HOIST_BELOW):
             return super().inner_loop(sequences, initial_state, mask, training=training)
         if isinstance(mask, (list, tuple)):
             mask = mask[0]

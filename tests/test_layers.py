@@ -52,6 +52,23 @@ def test_matches_keras_lstm_with_mask(pre, kwargs):
     assert_same(gradients(ref, ids), gradients(mine, ids))
 
 
+@pytest.mark.parametrize("training", [False, True], ids=["inference", "training"])
+def test_wide_layers_choose_their_loop_and_match_keras(training, monkeypatch):
+    """From INFERENCE_HOIST_BELOW units, inference runs the cell loop; training the hoisted loop."""
+    units = nlp_lstm.layers.INFERENCE_HOIST_BELOW
+    calls = []
+    hoisted = nlp_lstm.layers._lstm_forward
+    monkeypatch.setattr(nlp_lstm.layers, "_lstm_forward", lambda *a, **k: calls.append(1) or hoisted(*a, **k))
+    x = np.random.default_rng(1).normal(size=(B, T, D)).astype("float32")
+    ref = keras.layers.LSTM(units, return_sequences=True, return_state=True)
+    mine = LSTM(units, return_sequences=True, return_state=True)
+    ref.build(x.shape)
+    mine.build(x.shape)
+    mine.set_weights(ref.get_weights())
+    assert_same(ref(x, training=training), mine(x, training=training))
+    assert bool(calls) == training
+
+
 def test_zero_output_for_mask_matches_rnn_of_cell():
     ids = padded_ids(pre=False)
     inputs = keras.Input((T,), dtype="int32")
