@@ -30,11 +30,11 @@ from keras.src import backend
 from nlp_lstm.cell import LSTMCell
 
 # Inference at this width and above runs the cell-by-cell loop (x_t @ kernel inside each step).
-# Measured by scripts/bench_cell.py (2 cores, batch 64, 200 steps): at 128 and 256 units the hoisted
-# projection writes a (batch, time, 4 * units) tensor of 26-52 MB that each step reads back, and
-# inference ran at 0.71-0.84x keras.layers.LSTM against 0.93-0.98x for the cell loop; at 64 units
-# hoisting wins (1.69x against 1.26x without XLA). Training keeps the hoisted loop at every width
-# (1.19x against 0.94x at 256 units under XLA, the apps' default).
+# Measured with scripts/bench_cell.py (2 cores, batch 64, 200 steps) before the switch: at 128 and
+# 256 units the hoisted projection writes a (batch, time, 4 * units) tensor of 26-52 MB that the
+# steps read back, and inference ran at 0.71-0.84x keras.layers.LSTM against 0.89-1.04x for the
+# cell loop; at 64 units hoisting wins (1.15-1.69x against 0.95-1.26x). Training keeps the hoisted
+# loop at every width (1.13-1.43x at 256 units under XLA, the apps' default, against 0.99-1.03x).
 INFERENCE_HOIST_BELOW = 128
 
 _CELL_ARGS = (

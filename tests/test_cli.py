@@ -270,3 +270,27 @@ def test_rerunning_the_train_command_after_kill_9_resumes(tmp_path, aclimdb_writ
     epochs = [int(line.split(",")[0]) for line in (out / "history.csv").read_text().splitlines()[1:]]
     assert epochs == list(range(len(epochs))) and len(epochs) == metrics["epochs"]
     assert not (out / "backup").exists()
+
+
+def test_bench_cell_dry_run_times_each_layer_and_the_products_alone(capsys):
+    import runpy
+
+    bench = runpy.run_path(str(REPO / "scripts" / "bench_cell.py"))
+    assert bench["main"](["--dry-run"]) == 0
+    out = capsys.readouterr().out
+    for kind in ("keras.layers.LSTM", "RNN(LSTMCell)", "nlp_lstm.LSTM"):
+        assert len(re.findall(rf"\| {re.escape(kind)} +\| (no |yes) \|", out)) == 2, out
+    assert "| products alone" in out
+    bounds = re.findall(r"(no XLA|XLA): training <= ([\d.]+)x, inference <= ([\d.]+)x", out)
+    assert [b[0] for b in bounds] == ["no XLA", "XLA"] and all(float(b[1]) > 0 for b in bounds)
+
+
+def test_bench_cell_bound_is_the_reference_time_over_the_products_time():
+    import runpy
+
+    format_floor = runpy.run_path(str(REPO / "scripts" / "bench_cell.py"))["format_floor"]
+    # 100 tokens a batch; keras trains at 50 tok/s (2 s a batch) and infers at 400 (0.25 s).
+    row = dict(kind="keras.layers.LSTM", jit=False, length=10, batch=10, train=50.0, infer=400.0)
+    line = format_floor([row, dict(row, kind="nlp_lstm.LSTM", train=80.0)], (0.125, 0.5))
+    assert "no XLA: training <= 4.00x, inference <= 2.00x" in line  # 2 / 0.5 and 0.25 / 0.125
+    assert "|       200 |" in line and "|       800 |" in line  # the products' own tokens/s
