@@ -65,13 +65,6 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
 def _fraction(text: str) -> float:
     value = float(text)
     if not 0.0 <= value < 1.0:
@@ -130,7 +123,7 @@ def _add_train_sentiment(apps: Any) -> None:
     parser.add_argument("--ngram-buckets", type=_non_negative_int, default=1 << 22,
                         help="hash buckets for the word pairs of the n-gram member (NBSVM's logistic regression on "
                         f"words and word pairs, averaged with the BiLSTMs), 0 for none {from_default}")  # fmt: skip
-    parser.add_argument("--ngram-c", type=_positive_float, default=1.0,
+    parser.add_argument("--ngram-c", type=float, default=1.0,
                         help=f"inverse strength of the n-gram member's L2 penalty, as liblinear's C {from_default}")
     parser.add_argument("--pretrain-steps", type=_non_negative_int, default=0,
                         help="steps of language-model pretraining of the word vectors and of each LSTM direction "
