@@ -11,7 +11,7 @@ one product over all steps) was tried and measured slower than autodiff of this 
 1.00-1.12x the built-in's training speed): the whole-sequence tensors it stacks and reshapes cost more
 than the per-step work it saves. See git history for it.
 
-Inference from 128 units up runs that cell-by-cell loop instead (see INFERENCE_HOIST_BELOW).
+On a CPU, inference from 128 units up runs that cell-by-cell loop instead (see INFERENCE_HOIST_BELOW).
 
 Outputs, states and masking semantics are those of `keras.layers.RNN(LSTMCell(...))`; the tests
 check them, and their gradients, against `keras.layers.LSTM` with the same weights. Activations other
@@ -29,13 +29,24 @@ from keras.src import backend
 
 from nlp_lstm.cell import LSTMCell
 
-# Inference at this width and above runs the cell-by-cell loop (x_t @ kernel inside each step).
-# Measured with scripts/bench_cell.py (2 cores, batch 64, 200 steps) before the switch: at 128 and
-# 256 units the hoisted projection writes a (batch, time, 4 * units) tensor of 26-52 MB that the
+# On a CPU, inference at this width and above runs the cell-by-cell loop (x_t @ kernel inside each
+# step). Measured with scripts/bench_cell.py (2 cores, batch 64, 200 steps) before the switch: at 128
+# and 256 units the hoisted projection writes a (batch, time, 4 * units) tensor of 26-52 MB that the
 # steps read back, and inference ran at 0.71-0.84x keras.layers.LSTM against 0.89-1.04x for the
 # cell loop; at 64 units hoisting wins (1.15-1.69x against 0.95-1.26x). Training keeps the hoisted
 # loop at every width (1.13-1.43x at 256 units under XLA, the apps' default, against 0.99-1.03x).
+# On a GPU the hoisted loop wins at every width (H100, JAX under XLA, 128 and 256 units: inference
+# 1.44-1.88x keras.layers.LSTM hoisted against 1.16-1.49x for the cell loop), so the switch is CPU-only.
 INFERENCE_HOIST_BELOW = 128
+
+
+def on_accelerator() -> bool:
+    """Whether Keras places new tensors on a GPU or TPU rather than the CPU (read when tracing)."""
+    if keras.backend.backend() == "torch":  # keras.distribution has no torch implementation
+        from keras.src.backend.torch.core import get_device
+
+        return not str(get_device()).startswith("cpu")
+    return any(not device.lower().startswith("cpu") for device in keras.distribution.list_devices())
 
 _CELL_ARGS = (
     "units", "activation", "recurrent_activation", "use_bias", "kernel_initializer",
@@ -167,7 +178,8 @@ class LSTM(keras.layers.RNN):
         )
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
-        if not self._fast_path_applies() or (not training and self.units >= INFERENCE_HOIST_BELOW):
+        cell_loop_infers = self.units >= INFERENCE_HOIST_BELOW and not on_accelerator()
+        if not self._fast_path_applies() or (not training and cell_loop_infers):
             return super().inner_loop(sequences, initial_state, mask, training=training)
         if isinstance(mask, (list, tuple)):
             mask = mask[0]

@@ -15,6 +15,7 @@ could gain over it on this machine.
     python scripts/bench_cell.py                       # the full table (about 15 minutes on 2 cores)
     python scripts/bench_cell.py --lengths 200 --units 64 --repeats 5
     python scripts/bench_cell.py --dry-run             # one tiny shape, one step: for CI
+    KERAS_BACKEND=jax python scripts/bench_cell.py --xla-only --no-floor   # on a GPU: against cuDNN
 """
 
 from __future__ import annotations
@@ -243,7 +244,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=64, help="batch size")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats per model (median)")
     parser.add_argument("--steps", type=int, default=2, help="batches per timed repeat")
-    parser.add_argument("--no-xla", action="store_true", help="skip the jit_compile=True models")
+    xla = parser.add_mutually_exclusive_group()
+    xla.add_argument("--no-xla", action="store_true", help="skip the jit_compile=True models")
+    xla.add_argument("--xla-only", action="store_true",
+                     help="skip the models without jit_compile (under JAX those run op by op)")
     parser.add_argument("--embedding", type=int, default=128, help="embedding width (the LSTM's input)")
     parser.add_argument("--no-floor", action="store_true", help="skip the products-alone bound")
     parser.add_argument("--dry-run", action="store_true", help="one tiny shape, one step, one repeat")
@@ -255,12 +259,12 @@ def main(argv: list[str] | None = None) -> int:
         embedding=args.embedding,
         repeats=args.repeats,
         steps=args.steps,
-        xla=(False,) if args.no_xla else (False, True),
+        xla=(False,) if args.no_xla else (True,) if args.xla_only else (False, True),
         floor=not args.no_floor,
     )
     if args.dry_run:
         config = BenchConfig(lengths=(8,), units=(4,), batch=4, embedding=8, vocabulary=50,
-                             steps=1, repeats=1)  # fmt: skip
+                             steps=1, repeats=1, xla=config.xla, floor=config.floor)  # fmt: skip
     run(config)
     return 0
 

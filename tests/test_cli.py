@@ -285,6 +285,16 @@ def test_bench_cell_dry_run_times_each_layer_and_the_products_alone(capsys):
     assert [b[0] for b in bounds] == ["no XLA", "XLA"] and all(float(b[1]) > 0 for b in bounds)
 
 
+def test_bench_cell_xla_only_times_only_the_compiled_models(capsys):
+    import runpy
+
+    bench = runpy.run_path(str(REPO / "scripts" / "bench_cell.py"))
+    assert bench["main"](["--dry-run", "--xla-only", "--no-floor"]) == 0
+    out = capsys.readouterr().out
+    assert len(re.findall(r"\| yes \|", out)) == 3 and not re.search(r"\| no +\|", out), out
+    assert "products alone" not in out
+
+
 def test_bench_cell_bound_is_the_reference_time_over_the_products_time():
     import runpy
 

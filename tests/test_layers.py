@@ -69,6 +69,23 @@ def test_wide_layers_choose_their_loop_and_match_keras(training, monkeypatch):
     assert bool(calls) == training
 
 
+def test_on_a_gpu_inference_keeps_the_hoisted_loop_at_every_width(monkeypatch):
+    """The switch to the cell loop is for CPUs; an accelerator runs the hoisted loop, still exact."""
+    assert not nlp_lstm.layers.on_accelerator()  # the suite runs on CPUs
+    units = nlp_lstm.layers.INFERENCE_HOIST_BELOW
+    calls = []
+    hoisted = nlp_lstm.layers._lstm_forward
+    monkeypatch.setattr(nlp_lstm.layers, "_lstm_forward", lambda *a, **k: calls.append(1) or hoisted(*a, **k))
+    monkeypatch.setattr(nlp_lstm.layers, "on_accelerator", lambda: True)
+    x = np.random.default_rng(3).normal(size=(B, T, D)).astype("float32")
+    ref, mine = keras.layers.LSTM(units, return_sequences=True), LSTM(units, return_sequences=True)
+    ref.build(x.shape)
+    mine.build(x.shape)
+    mine.set_weights(ref.get_weights())
+    assert_same(ref(x), mine(x))
+    assert calls
+
+
 def test_zero_output_for_mask_matches_rnn_of_cell():
     ids = padded_ids(pre=False)
     inputs = keras.Input((T,), dtype="int32")
