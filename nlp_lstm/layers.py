@@ -6,10 +6,12 @@ step, not the arithmetic, sets the pace. So the input projection `x @ kernel + b
 whole sequence, one large matrix product, before the loop; each step then does only
 `h @ recurrent_kernel` and the gates (27 graph nodes per step against 33 for keras.layers.LSTM).
 
-A hand-written backward pass through time (one matrix product per reverse step, d(recurrent_kernel) as
-one product over all steps) was tried and measured slower than autodiff of this loop (0.85x against
-1.00-1.12x the built-in's training speed): the whole-sequence tensors it stacks and reshapes cost more
-than the per-step work it saves. See git history for it.
+The backward pass is autodiff of this loop, with one exception: the recurrent product's gradient
+reads a transposed copy of the kernel (`_recurrent_product`), because TensorFlow's CPU MatMul with a
+transposed operand, which autodiff would use at every step, runs up to 3x slower. A hand-written
+backward pass through time (d(recurrent_kernel) as one product over all steps) was tried twice and
+measured slower: 0.85x against 1.00-1.12x the built-in's training speed, and again in the transposed
+layout (1.05x against 0.99x at 256 units without XLA, 0.97x against 1.30x at 64 units under XLA).
 
 On a CPU, inference from 128 units up runs that cell-by-cell loop instead (see INFERENCE_HOIST_BELOW).
 
@@ -56,14 +58,38 @@ _CELL_ARGS = (
 )  # fmt: skip
 
 
-def _lstm_step(z_t, h, c, recurrent_kernel, rec_mask):
-    """One step from pre-projected inputs z_t (batch, 4 * units); returns (h, c, z)."""
+def _recurrent_product(recurrent_kernel):
+    """`h @ recurrent_kernel` as a function of h, for the time loop, with a backward pass that reads
+    a transposed copy of the kernel made once per batch.
+
+    Autodiff of `h @ R` gives d(h) = d(z) @ R^T, a MatMul with transpose_b, once per step. On
+    TensorFlow's CPU kernels (2 cores, batch 64) that product took 2.9 ms at 256 units against
+    0.95 ms for the same product on an untransposed copy, and it is on the backward pass's critical
+    path; keras.layers.LSTM pays it too. Other backends keep plain autodiff.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return lambda h: ops.matmul(h, recurrent_kernel)
+    recurrent_kernel_t = ops.transpose(recurrent_kernel)  # (4 * units, units)
+
+    @ops.custom_gradient
+    def product(h, kernel):
+        def grad(*args, upstream=None):
+            d_z = upstream if upstream is not None else args[0]  # (batch, 4 * units)
+            return ops.matmul(d_z, recurrent_kernel_t), ops.matmul(ops.transpose(h), d_z)
+
+        return ops.matmul(h, kernel), grad
+
+    return lambda h: product(h, recurrent_kernel)
+
+
+def _lstm_step(z_t, h, c, recurrent_product, rec_mask):
+    """One step from pre-projected inputs z_t (batch, 4 * units); returns (h, c)."""
     h_in = h * rec_mask if rec_mask is not None else h
-    z = z_t + ops.matmul(h_in, recurrent_kernel)  # (batch, 4 * units)
+    z = z_t + recurrent_product(h_in)  # (batch, 4 * units)
     z_i, z_f, z_c, z_o = ops.split(z, 4, axis=-1)
     c_new = ops.sigmoid(z_f) * c + ops.sigmoid(z_i) * ops.tanh(z_c)
     h_new = ops.sigmoid(z_o) * ops.tanh(c_new)
-    return h_new, c_new, z
+    return h_new, c_new
 
 
 def _lstm_forward(zx, h0, c0, recurrent_kernel, mask, rec_mask, return_sequences=True):
@@ -75,8 +101,10 @@ def _lstm_forward(zx, h0, c0, recurrent_kernel, mask, rec_mask, return_sequences
     repeats the last output, zeros before any), or only the last (batch, 1, units); and h, c.
     """
 
+    recurrent_product = _recurrent_product(recurrent_kernel)
+
     def step(z_t, states):
-        h, c, _ = _lstm_step(z_t, states[0], states[1], recurrent_kernel, rec_mask)
+        h, c = _lstm_step(z_t, states[0], states[1], recurrent_product, rec_mask)
         return h, [h, c]
 
     _, hs, (h, c) = backend.rnn(step, zx, [h0, c0], mask=mask, return_all_outputs=return_sequences)
@@ -203,8 +231,6 @@ class LSTM(keras.layers.RNN):
             mask = ops.flip(mask, axis=1) if mask is not None else None
         # A tensor, not the variable: the custom gradient returns d(recurrent_kernel) as an input's.
         recurrent_kernel = ops.cast(cell.recurrent_kernel, zx.dtype)  # (units, 4 * units)
-        # Autodiff of this loop, not a hand-written backward pass: one measured at 0.85x the built-in's
-        # training speed on 2 CPU cores (batch 64, 200 steps, 64 and 128 units), this at 1.00-1.12x.
         hs, h, c = _lstm_forward(
             zx, h0, c0, recurrent_kernel, mask, rec_mask, return_sequences=self.return_sequences
         )
