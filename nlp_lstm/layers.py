@@ -10,8 +10,9 @@ The backward pass is autodiff of this loop, with one exception: the recurrent pr
 reads a transposed copy of the kernel (`_recurrent_product`), because TensorFlow's CPU MatMul with a
 transposed operand, which autodiff would use at every step, runs up to 3x slower. A hand-written
 backward pass through time (d(recurrent_kernel) as one product over all steps) was tried twice and
-measured slower: 0.85x against 1.00-1.12x the built-in's training speed, and again in the transposed
-layout (1.05x against 0.99x at 256 units without XLA, 0.97x against 1.30x at 64 units under XLA).
+not kept: 0.85x against 1.00-1.12x the built-in's training speed; then in a transposed layout, 1.05x at
+256 units without XLA (this loop now reads 1.26-1.34x there) and 0.97x against 1.30x at 64 units
+under XLA.
 
 On a CPU, inference from 128 units up runs that cell-by-cell loop instead (see INFERENCE_HOIST_BELOW).
 
@@ -37,18 +38,21 @@ from nlp_lstm.cell import LSTMCell
 # steps read back, and inference ran at 0.71-0.84x keras.layers.LSTM against 0.89-1.04x for the
 # cell loop; at 64 units hoisting wins (1.15-1.69x against 0.95-1.26x). Training keeps the hoisted
 # loop at every width (1.13-1.43x at 256 units under XLA, the apps' default, against 0.99-1.03x).
-# On a GPU the hoisted loop wins at every width (H100, JAX under XLA, 128 and 256 units: inference
-# 1.44-1.88x keras.layers.LSTM hoisted against 1.16-1.49x for the cell loop), so the switch is CPU-only.
+# The reason is the CPU's caches, so the switch is CPU-only: on an H100 under JAX and XLA, at 128 and
+# 256 units, the hoisted loop inferred at 1.44-1.88x keras.layers.LSTM (cuDNN) against 1.16-1.49x for
+# the cell loop, timed in turn in one run. TensorFlow on a GPU was not measured (no build there).
 INFERENCE_HOIST_BELOW = 128
 
 
-def on_accelerator() -> bool:
-    """Whether Keras places new tensors on a GPU or TPU rather than the CPU (read when tracing)."""
+def _on_accelerator() -> bool:
+    """Whether Keras sees a GPU or TPU, where TensorFlow and JAX place new tensors by default (torch:
+    Keras's default device). Read when the loop is traced; an explicit `tf.device` scope is not seen."""
     if keras.backend.backend() == "torch":  # keras.distribution has no torch implementation
         from keras.src.backend.torch.core import get_device
 
         return not str(get_device()).startswith("cpu")
     return any(not device.lower().startswith("cpu") for device in keras.distribution.list_devices())
+
 
 _CELL_ARGS = (
     "units", "activation", "recurrent_activation", "use_bias", "kernel_initializer",
@@ -58,16 +62,17 @@ _CELL_ARGS = (
 )  # fmt: skip
 
 
-def _recurrent_product(recurrent_kernel):
-    """`h @ recurrent_kernel` as a function of h, for the time loop, with a backward pass that reads
-    a transposed copy of the kernel made once per batch.
+def _recurrent_product(recurrent_kernel, training: bool):
+    """`h @ recurrent_kernel` as a function of h, for the time loop; in training, with a backward pass
+    that reads a transposed copy of the kernel made once per batch.
 
     Autodiff of `h @ R` gives d(h) = d(z) @ R^T, a MatMul with transpose_b, once per step. On
     TensorFlow's CPU kernels (2 cores, batch 64) that product took 2.9 ms at 256 units against
     0.95 ms for the same product on an untransposed copy, and it is on the backward pass's critical
-    path; keras.layers.LSTM pays it too. Other backends keep plain autodiff.
+    path; keras.layers.LSTM pays it too. Other backends keep plain autodiff, and so does inference:
+    a SavedModel's traced custom gradient refers to a tensor inside the loop and cannot be replayed.
     """
-    if keras.backend.backend() != "tensorflow":
+    if keras.backend.backend() != "tensorflow" or not training:
         return lambda h: ops.matmul(h, recurrent_kernel)
     recurrent_kernel_t = ops.transpose(recurrent_kernel)  # (4 * units, units)
 
@@ -92,7 +97,7 @@ def _lstm_step(z_t, h, c, recurrent_product, rec_mask):
     return h_new, c_new
 
 
-def _lstm_forward(zx, h0, c0, recurrent_kernel, mask, rec_mask, return_sequences=True):
+def _lstm_forward(zx, h0, c0, recurrent_kernel, mask, rec_mask, return_sequences=True, training=False):
     """The time loop over pre-projected inputs; autodiff gives its backward pass.
 
     Args: zx (batch, time, 4 * units) pre-projected inputs; h0, c0 (batch, units) initial states;
@@ -101,7 +106,7 @@ def _lstm_forward(zx, h0, c0, recurrent_kernel, mask, rec_mask, return_sequences
     repeats the last output, zeros before any), or only the last (batch, 1, units); and h, c.
     """
 
-    recurrent_product = _recurrent_product(recurrent_kernel)
+    recurrent_product = _recurrent_product(recurrent_kernel, training)
 
     def step(z_t, states):
         h, c = _lstm_step(z_t, states[0], states[1], recurrent_product, rec_mask)
@@ -206,13 +211,15 @@ class LSTM(keras.layers.RNN):
         )
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
-        cell_loop_infers = self.units >= INFERENCE_HOIST_BELOW and not on_accelerator()
+        cell_loop_infers = self.units >= INFERENCE_HOIST_BELOW and not _on_accelerator()
         if not self._fast_path_applies() or (not training and cell_loop_infers):
             return super().inner_loop(sequences, initial_state, mask, training=training)
         if isinstance(mask, (list, tuple)):
             mask = mask[0]
         cell = self.cell
-        h0, c0 = initial_state[0], initial_state[1]
+        # Copies: a stateful layer's states are variables, which it overwrites with the final states
+        # before an eager backward pass would read them.
+        h0, c0 = ops.copy(initial_state[0]), ops.copy(initial_state[1])
         x = sequences  # (batch, time, input_dim)
         if training and cell.dropout > 0.0:
             # One mask per sequence, drawn by RNN.call before the loop; (batch, 1, input_dim).
@@ -232,7 +239,8 @@ class LSTM(keras.layers.RNN):
         # A tensor, not the variable: the custom gradient returns d(recurrent_kernel) as an input's.
         recurrent_kernel = ops.cast(cell.recurrent_kernel, zx.dtype)  # (units, 4 * units)
         hs, h, c = _lstm_forward(
-            zx, h0, c0, recurrent_kernel, mask, rec_mask, return_sequences=self.return_sequences
+            zx, h0, c0, recurrent_kernel, mask, rec_mask, return_sequences=self.return_sequences,
+            training=training,
         )
         if mask is not None and self.zero_output_for_mask:
             hs = ops.where(mask[..., None], hs, ops.zeros_like(hs))
