@@ -98,7 +98,8 @@ def _lstm_step(z_t, h, c, recurrent_product, rec_mask):
 
 
 def _lstm_forward(zx, h0, c0, recurrent_kernel, mask, rec_mask, return_sequences=True, training=False):
-    """The time loop over pre-projected inputs; autodiff gives its backward pass.
+    """The time loop over pre-projected inputs; autodiff gives its backward pass, except the recurrent
+    product's in training (see `_recurrent_product`).
 
     Args: zx (batch, time, 4 * units) pre-projected inputs; h0, c0 (batch, units) initial states;
     mask (batch, time) bool or None; rec_mask (batch, units) recurrent dropout mask or None.
@@ -211,8 +212,8 @@ class LSTM(keras.layers.RNN):
         )
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
-        cell_loop_infers = self.units >= INFERENCE_HOIST_BELOW and not _on_accelerator()
-        if not self._fast_path_applies() or (not training and cell_loop_infers):
+        cell_loop_infers = not training and self.units >= INFERENCE_HOIST_BELOW and not _on_accelerator()
+        if not self._fast_path_applies() or cell_loop_infers:
             return super().inner_loop(sequences, initial_state, mask, training=training)
         if isinstance(mask, (list, tuple)):
             mask = mask[0]

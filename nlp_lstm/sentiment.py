@@ -158,8 +158,8 @@ class SentimentConfig:
     max_train_minutes: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("max_tokens", "max_length", "embedding_dim", "units", "members", "batch_size", "epochs",
-                     "backup_every"):
+        for name in ("max_tokens", "max_length", "embedding_dim", "units", "members", "batch_size",
+                     "epochs", "backup_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.ngram_buckets < 0:

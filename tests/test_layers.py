@@ -52,37 +52,36 @@ def test_matches_keras_lstm_with_mask(pre, kwargs):
     assert_same(gradients(ref, ids), gradients(mine, ids))
 
 
-@pytest.mark.parametrize("training", [False, True], ids=["inference", "training"])
-def test_wide_layers_choose_their_loop_and_match_keras(training, monkeypatch):
-    """From INFERENCE_HOIST_BELOW units, inference runs the cell loop; training the hoisted loop."""
+def run_wide_pair(monkeypatch, seed, training):
+    """keras.layers.LSTM and ours at INFERENCE_HOIST_BELOW units with the same weights, run on the
+    same input; returns both outputs and whether ours ran the hoisted loop."""
     units = nlp_lstm.layers.INFERENCE_HOIST_BELOW
     calls = []
     hoisted = nlp_lstm.layers._lstm_forward
     monkeypatch.setattr(nlp_lstm.layers, "_lstm_forward", lambda *a, **k: calls.append(1) or hoisted(*a, **k))
-    x = np.random.default_rng(1).normal(size=(B, T, D)).astype("float32")
+    x = np.random.default_rng(seed).normal(size=(B, T, D)).astype("float32")
     ref = keras.layers.LSTM(units, return_sequences=True, return_state=True)
     mine = LSTM(units, return_sequences=True, return_state=True)
     ref.build(x.shape)
     mine.build(x.shape)
     mine.set_weights(ref.get_weights())
-    assert_same(ref(x, training=training), mine(x, training=training))
-    assert bool(calls) == training
+    return ref(x, training=training), mine(x, training=training), bool(calls)
+
+
+@pytest.mark.parametrize("training", [False, True], ids=["inference", "training"])
+def test_wide_layers_choose_their_loop_and_match_keras(training, monkeypatch):
+    """From INFERENCE_HOIST_BELOW units, inference runs the cell loop; training the hoisted loop."""
+    expected, actual, hoisted = run_wide_pair(monkeypatch, 1, training)
+    assert_same(expected, actual)
+    assert hoisted == training
 
 
 def test_on_a_gpu_inference_keeps_the_hoisted_loop_at_every_width(monkeypatch):
     """The switch to the cell loop is for CPUs; an accelerator runs the hoisted loop, still exact."""
-    units = nlp_lstm.layers.INFERENCE_HOIST_BELOW
-    calls = []
-    hoisted = nlp_lstm.layers._lstm_forward
-    monkeypatch.setattr(nlp_lstm.layers, "_lstm_forward", lambda *a, **k: calls.append(1) or hoisted(*a, **k))
     monkeypatch.setattr(nlp_lstm.layers, "_on_accelerator", lambda: True)
-    x = np.random.default_rng(3).normal(size=(B, T, D)).astype("float32")
-    ref, mine = keras.layers.LSTM(units, return_sequences=True), LSTM(units, return_sequences=True)
-    ref.build(x.shape)
-    mine.build(x.shape)
-    mine.set_weights(ref.get_weights())
-    assert_same(ref(x), mine(x))
-    assert calls
+    expected, actual, hoisted = run_wide_pair(monkeypatch, 3, training=False)
+    assert_same(expected, actual)
+    assert hoisted
 
 
 def test_zero_output_for_mask_matches_rnn_of_cell():
