@@ -59,6 +59,7 @@ from nlp_lstm.text import (
     build_vectorizer,
     load_vocabulary,
     make_language_model_dataset,
+    make_language_model_streams,
 )
 from nlp_lstm.training import (
     CONFIG_FILE,
@@ -107,6 +108,10 @@ class NextWordConfig:
         patience: Epochs without a better validation loss before stopping early; None never stops.
         seed: Seeds the weights, the candidate draws and the order of windows.
         backup_every: Back up the training state every this many steps (resume after a kill).
+        carry_states: Train on rows that continue each other from batch to batch, each batch starting
+            from the states the batch before ended with (`text.make_language_model_streams`), as
+            evaluation and the prompt read a whole review; False: shuffled windows from zero states.
+            One device only. A config.json without it was trained without.
 
     Example:
 
@@ -132,6 +137,7 @@ class NextWordConfig:
     patience: int | None = 2
     seed: int = 1337
     backup_every: int = 500
+    carry_states: bool = False
 
     def __post_init__(self) -> None:
         for name in ("max_tokens", "window", "batch_size", "train_tokens", "epochs", "backup_every"):
@@ -158,7 +164,7 @@ class NextWordConfig:
         return NextWordModelConfig(
             vocab_size=vocab_size, embedding_dim=self.embedding_dim, units=self.units,
             num_layers=self.num_layers, dropout=self.dropout, tie_embeddings=self.tie_embeddings,
-            num_sampled=self.num_sampled, seed=self.seed,
+            num_sampled=self.num_sampled, seed=self.seed, carry_batch=self.batch_size if self.carry_states else 0,
         )  # fmt: skip
 
     @classmethod
@@ -167,7 +173,7 @@ class NextWordConfig:
         unknown = set(values) - {f.name for f in fields(cls)}
         if unknown:
             raise ValueError(f"unknown NextWordConfig fields {sorted(unknown)}")
-        return cls(**values)
+        return cls(**{"carry_states": False, **values})
 
 
 def dry_run_config(config: NextWordConfig = NextWordConfig()) -> NextWordConfig:
@@ -218,10 +224,14 @@ def _same_run(out: Path, wanted: dict[str, Any]) -> bool:
         saved = read_model_config(out, APP)
     except ModelFolderError:
         return False
-    return saved.get("nextword") == wanted["nextword"] and saved.get("corpus") == wanted["corpus"]
+    nextword = saved.get("nextword")
+    nextword = {"carry_states": False, **nextword} if isinstance(nextword, dict) else nextword  # older folders
+    return nextword == wanted["nextword"] and saved.get("corpus") == wanted["corpus"]
 
 
 def _windows(texts: tf.data.Dataset, vectorizer: Any, config: NextWordConfig, train: bool) -> tf.data.Dataset:
+    if train and config.carry_states:
+        return make_language_model_streams(texts, vectorizer, config.window, config.batch_size, config.seed)
     if train:
         # Shuffle over every window of the corpus (the buffer holds them all): an epoch is a slice of
         # `steps_per_epoch` batches and each one must be drawn from the whole corpus, not its start.
@@ -276,6 +286,10 @@ def train_nextword(
         out, resuming = worker_folder(out_dir, role), False
     fit_config = fit_config or nextword_fit_config(config)
 
+    if config.carry_states and strategy.num_replicas_in_sync > 1:
+        raise StrategyError(
+            f"--carry-states trains on one device; this strategy has {strategy.num_replicas_in_sync} replicas"
+        )
     corpus = load_corpus(corpus_config, verbose=verbose)
     if corpus.sizes["val"] == 0:
         raise DataError(f"no text is left for validation out of {corpus.sizes['train']}: raise --val-fraction")
@@ -464,6 +478,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"epochs without a better val loss before stopping {default}")
     parser.add_argument("--backup-every", type=_positive_int, default=d.backup_every,
                         help=f"back up the training state every this many steps {default}")
+    parser.add_argument("--carry-states", action="store_true",
+                        help="rows continue each other from batch to batch and carry their states (one device)")
     add_strategy_arguments(parser)
     parser.add_argument("--dry-run", action="store_true",
                         help="train a tiny model for one step on a handful of texts, in seconds (for CI)")
@@ -476,9 +492,12 @@ def _configs(args: argparse.Namespace) -> tuple[CorpusConfig, NextWordConfig]:
             dropout=args.dropout, tie_embeddings=not args.no_tie_embeddings, num_sampled=args.num_sampled,
             window=args.window, batch_size=args.batch_size, train_tokens=args.train_tokens, epochs=args.epochs,
             learning_rate=args.learning_rate, patience=args.patience, seed=args.seed, backup_every=args.backup_every,
+            carry_states=args.carry_states,
         )  # fmt: skip
         if args.dry_run:
             config = dry_run_config(config)
+        if config.carry_states and args.strategy != "default":
+            raise ValueError(f"--carry-states trains on one device, not with --strategy {args.strategy}")
         corpus = CorpusConfig(
             data=args.data, files=tuple(args.corpus or ()), seed=args.seed,
             val_fraction=max(args.val_fraction, 0.25) if args.dry_run else args.val_fraction,

@@ -53,6 +53,10 @@ class NextWordModelConfig:
         num_sampled: Candidate words per batch of the sampled-softmax training loss; 0 trains on the
             full softmax.
         seed: Seed of the dropout masks and of the candidate draws.
+        carry_batch: 0, or the training batch size: training then starts each batch from the states
+            the batch before ended with (row by row, kept in the `carried_states` weight), for batches
+            whose rows continue each other (`text.make_language_model_streams`). Inference and
+            validation always start from the states they are given, zeros by default.
 
     Example:
 
@@ -69,6 +73,7 @@ class NextWordModelConfig:
     tie_embeddings: bool = True
     num_sampled: int = 1024
     seed: int = 1337
+    carry_batch: int = 0
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "embedding_dim", "units"):
@@ -87,6 +92,8 @@ class NextWordModelConfig:
             )
         if self.num_sampled < 0:
             raise ValueError(f"num_sampled must be >= 0, got {self.num_sampled!r}")
+        if isinstance(self.carry_batch, bool) or not isinstance(self.carry_batch, int) or self.carry_batch < 0:
+            raise ValueError(f"carry_batch must be an integer >= 0, got {self.carry_batch!r}")
 
     @property
     def state_width(self) -> int:
@@ -181,11 +188,12 @@ class NextWordModel(keras.Model):
         tie_embeddings: bool = True,
         num_sampled: int = 1024,
         seed: int = 1337,
+        carry_batch: int = 0,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.config = NextWordModelConfig(
-            vocab_size, embedding_dim, units, num_layers, dropout, tie_embeddings, num_sampled, seed
+            vocab_size, embedding_dim, units, num_layers, dropout, tie_embeddings, num_sampled, seed, carry_batch
         )
         self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
         self.lstm_layers = [
@@ -207,6 +215,11 @@ class NextWordModel(keras.Model):
                 shape=(config.vocab_size, config.units), initializer="glorot_uniform", name="output_kernel"
             )  # (vocab, units): one row per word, like the embedding
         self.output_bias = self.add_weight(shape=(config.vocab_size,), initializer="zeros", name="output_bias")
+        if config.carry_batch:
+            self.carried_states = self.add_weight(
+                shape=(config.carry_batch, config.state_width, config.units), initializer="zeros",
+                trainable=False, name="carried_states",
+            )  # fmt: skip
         self.built = True
 
     @property
@@ -234,7 +247,18 @@ class NextWordModel(keras.Model):
         return x, ops.stack(finals, axis=1)
 
     def call(self, ids, training: bool = False):
-        return self.features(ids, training=training)[0]
+        if not (training and self.config.carry_batch):
+            return self.features(ids, training=training)[0]
+        rows = ids.shape[0]
+        if rows is not None and rows != self.config.carry_batch:
+            raise ValueError(
+                f"this model carries the states of {self.config.carry_batch} rows from one training batch "
+                f"to the next; got a batch of {rows}"
+            )
+        states = ops.cast(self.carried_states, self.compute_dtype)  # (batch, 2L, units)
+        features, finals = self.features(ids, states, training=True)
+        self.carried_states.assign(ops.cast(ops.stop_gradient(finals), self.carried_states.dtype))
+        return features
 
     def logits(self, features):
         """(..., units) features -> (..., vocab) logits, the full projection."""

@@ -346,6 +346,16 @@ def make_classification_dataset(
     return batches.prefetch(tf.data.AUTOTUNE)
 
 
+def _boundary_id(vectorizer: keras.layers.TextVectorization, boundary_token: str) -> int:
+    vocabulary = vectorizer.get_vocabulary()
+    if boundary_token not in vocabulary:
+        raise ValueError(
+            f"the vocabulary has no boundary token {boundary_token!r}: build it with "
+            f"VectorizerConfig(reserved_tokens=({boundary_token!r},))"
+        )
+    return vocabulary.index(boundary_token)
+
+
 def make_language_model_dataset(
     texts_ds: tf.data.Dataset,
     vectorizer: keras.layers.TextVectorization,
@@ -385,13 +395,7 @@ def make_language_model_dataset(
     """
     if window < 1 or batch_size < 1:
         raise ValueError(f"window and batch_size must be >= 1, got {window} and {batch_size}")
-    vocabulary = vectorizer.get_vocabulary()
-    if boundary_token not in vocabulary:
-        raise ValueError(
-            f"the vocabulary has no boundary token {boundary_token!r}: build it with "
-            f"VectorizerConfig(reserved_tokens=({boundary_token!r},))"
-        )
-    boundary_id = vocabulary.index(boundary_token)
+    boundary_id = _boundary_id(vectorizer, boundary_token)
 
     def to_stream(texts: tf.Tensor) -> tf.Tensor:
         rows = _token_rows(vectorizer, texts)  # (b, None)
@@ -411,3 +415,64 @@ def make_language_model_dataset(
     if shuffle:
         chunks = chunks.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     return chunks.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+
+
+def make_language_model_streams(
+    texts_ds: tf.data.Dataset,
+    vectorizer: keras.layers.TextVectorization,
+    window: int,
+    batch_size: int,
+    seed: int,
+    boundary_token: str = BOUNDARY_TOKEN,
+) -> tf.data.Dataset:
+    """Texts -> an endless dataset of (inputs, targets) batches, (batch, window) int64, in which row j
+    of each batch continues row j of the batch before: for a model that carries its states from one
+    batch to the next (truncated backpropagation through time), each row reads as one long text.
+
+    Each pass over the texts shuffles their order (seeded, a new order every pass), joins them into
+    one stream (`boundary_token` before each text) and cuts it into `batch_size` stripes of equal
+    length, a multiple of `window`; row j of batch k is stripe j's k-th window and its targets are
+    the same tokens shifted by one, so every token but a stripe's last is an input once. The last
+    (stream length - 1) % (batch_size * window) tokens of a pass are left out. An input too short for
+    one batch gives an empty dataset, not an endless wait.
+
+    Example:
+
+    >>> import tensorflow as tf
+    >>> from nlp_lstm.text import VectorizerConfig, make_language_model_streams, vectorizer_from_vocabulary
+    >>> vocabulary = ["", "[UNK]", "[BOS]", "a", "b", "c"]
+    >>> vectorizer = vectorizer_from_vocabulary(vocabulary, VectorizerConfig())
+    >>> texts = tf.data.Dataset.from_tensor_slices(["a b c a b c", "c b a c b a", "a a b b c c"])
+    >>> batches = iter(make_language_model_streams(texts, vectorizer, window=2, batch_size=2, seed=0))
+    >>> (inputs, targets), (next_inputs, _) = next(batches), next(batches)
+    >>> tuple(inputs.shape), (next_inputs[:, 0] == targets[:, -1]).numpy().tolist()  # rows go on
+    ((2, 2), [True, True])
+    """
+    if window < 1 or batch_size < 1:
+        raise ValueError(f"window and batch_size must be >= 1, got {window} and {batch_size}")
+    boundary_id = _boundary_id(vectorizer, boundary_token)
+
+    def to_rows(texts: tf.Tensor) -> tf.RaggedTensor:
+        rows = _token_rows(vectorizer, texts)  # (b, None)
+        starts = tf.fill([rows.nrows(), 1], tf.constant(boundary_id, rows.dtype))  # (b, 1)
+        return tf.concat([starts, rows], axis=1)
+
+    def to_windows(stream: tf.Tensor) -> tf.data.Dataset:
+        per_row = (tf.size(stream, tf.int64) - 1) // (batch_size * window) * window  # inputs per stripe
+        inputs = tf.reshape(stream[: batch_size * per_row], (batch_size, -1))  # (batch, per_row)
+        targets = tf.reshape(stream[1 : batch_size * per_row + 1], (batch_size, -1))
+        return tf.data.Dataset.range(per_row // window).map(
+            lambda k: (inputs[:, k * window : (k + 1) * window], targets[:, k * window : (k + 1) * window])
+        )
+
+    texts = _texts_only(texts_ds).batch(256).map(to_rows, num_parallel_calls=tf.data.AUTOTUNE).unbatch().cache()
+    # One pass to count the texts (and fill the cache): a batch reserves room for its size up front.
+    count = max(int(texts.reduce(0, lambda n, _: n + 1)), 1)
+    one_pass = (
+        texts.shuffle(count, seed=seed, reshuffle_each_iteration=True)  # every text, every pass
+        .ragged_batch(count)  # the whole pass as one ragged tensor
+        .map(lambda rows: rows.flat_values)  # (tokens in the pass,)
+        .flat_map(to_windows)
+    )
+    # repeat() after the windows: a pass with none ends the dataset instead of repeating forever.
+    return one_pass.repeat().prefetch(tf.data.AUTOTUNE)

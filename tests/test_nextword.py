@@ -120,6 +120,37 @@ def test_model_config_is_validated():
         NextWordConfig(train_tokens=100)
 
 
+def test_carried_states_continue_each_row_across_training_batches(tmp_path):
+    model = build_nextword_model(NextWordModelConfig(vocab_size=30, embedding_dim=8, units=8, carry_batch=3))
+    ids = np.random.default_rng(0).integers(1, 30, size=(3, 10))
+    whole, _ = model.features(ids)  # the oracle: each row read in one go from zero states
+    first, second = model(ids[:, :4], training=True), model(ids[:, 4:], training=True)
+    np.testing.assert_allclose(np.concatenate([first, second], axis=1), whole, atol=1e-5)
+    np.testing.assert_allclose(model(ids[:, 4:]), model.features(ids[:, 4:])[0], atol=1e-6)  # inference: zeros
+    with pytest.raises(ValueError, match="carries the states of 3 rows"):
+        model(ids[:2], training=True)
+    with pytest.raises(ValueError, match="carry_batch"):
+        NextWordModelConfig(vocab_size=30, embedding_dim=8, units=8, carry_batch=-1)
+    path = tmp_path / "m.keras"
+    model.save(path)  # the carried states are a weight: a resumed run goes on from them
+    np.testing.assert_allclose(keras.models.load_model(path).carried_states, model.carried_states)
+    assert NextWordConfig.from_dict({"units": 8, "embedding_dim": 8}).carry_states is False  # older folders
+
+
+def test_carry_states_trains_through_the_cli_on_one_device_only(tmp_path):
+    from nlp_lstm.cli import main
+
+    path = toy_corpus_file(tmp_path)
+    flags = ["train", "nextword", "--corpus", str(path), "--dry-run", "--carry-states"]
+    assert main([*flags, "--out", str(tmp_path / "one")]) == 0
+    loaded = load_nextword_folder(str(tmp_path / "one"))
+    assert loaded.config.carry_states and loaded.model.config.carry_batch == loaded.config.batch_size
+    two = [*flags, "--out", str(tmp_path / "two"), "--strategy", "mirrored", "--devices", "CPU:0,CPU:1"]
+    with pytest.raises(SystemExit, match="--carry-states trains on one device, not with --strategy mirrored"):
+        main(two)  # refused before a strategy is made
+    assert not (tmp_path / "two").exists()
+
+
 def test_corpus_files_are_paragraphs_undecodable_bytes_counted(tmp_path):
     path = toy_corpus_file(tmp_path, paragraphs=40)
     texts = load_corpus(CorpusConfig(files=(str(path),), val_fraction=0.1, test_fraction=0.1), verbose=False)

@@ -19,6 +19,7 @@ from nlp_lstm.text import (
     load_vocabulary,
     make_classification_dataset,
     make_language_model_dataset,
+    make_language_model_streams,
     save_vocabulary,
     standardize,
     vectorizer_from_vocabulary,
@@ -253,6 +254,41 @@ def test_language_model_shuffle_is_seeded_and_needs_a_boundary_token():
     assert first_epoch(5) == first_epoch(5) != first_epoch(6)
     with pytest.raises(ValueError, match="reserved_tokens"):
         make_language_model_dataset(texts, build_vectorizer(texts, VectorizerConfig()), 4, 3, 0)
+
+
+def test_language_model_streams_carry_rows_over_and_reshuffle_each_pass():
+    texts = [f"w{i} " * (i % 5 + 1) for i in range(23)]  # texts of 1-5 tokens, each of one word
+    vectorizer = build_vectorizer(
+        tf.data.Dataset.from_tensor_slices(texts), VectorizerConfig(reserved_tokens=(BOUNDARY_TOKEN,))
+    )
+    boundary = vectorizer.get_vocabulary().index(BOUNDARY_TOKEN)
+    reviews = sorted(tuple([boundary] + vectorizer([t]).numpy()[0].tolist()) for t in texts)
+    length = len(reviews) + sum(i % 5 + 1 for i in range(23))
+    batch, window = 3, 4
+    per_row = (length - 1) // (batch * window) * window
+
+    def streams(seed):
+        return make_language_model_streams(tf.data.Dataset.from_tensor_slices(texts), vectorizer, window, batch, seed)
+
+    def passes(ds, n):
+        batches = iter(ds)
+        for _ in range(n):
+            rows = [next(batches) for _ in range(per_row // window)]
+            inputs = np.concatenate([x.numpy() for x, _ in rows], axis=1)  # (batch, per_row)
+            targets = np.concatenate([y.numpy() for _, y in rows], axis=1)
+            np.testing.assert_array_equal(inputs[:, 1:], targets[:, :-1])  # each row goes on
+            np.testing.assert_array_equal(inputs[1:, 0], targets[:-1, -1])  # stripes follow each other
+            yield np.append(inputs.reshape(-1), targets[-1, -1])  # the pass's stream, less its tail
+
+    first, second = passes(streams(7), 2)
+    again = next(passes(streams(7), 1))  # a new dataset with the same seed (a resumed run)
+    for stream in (first, second):  # a whole pass: the texts in some order, cut after per_row * batch + 1
+        starts = list(np.flatnonzero(stream == boundary)) + [len(stream)]
+        whole = [tuple(stream[a:b]) for a, b in zip(starts[:-2], starts[1:-1])]  # the last one may be cut
+        assert len(stream) == batch * per_row + 1 and len(set(whole)) == len(whole) and set(whole) <= set(reviews)
+    assert not np.array_equal(first, second) and np.array_equal(first, again)  # reshuffled, seeded
+    too_short = tf.data.Dataset.from_tensor_slices(texts[:2])  # 5 tokens: no batch of 3 x 4, and no endless wait
+    assert len(list(make_language_model_streams(too_short, vectorizer, 4, 3, 0))) == 0
 
 
 def test_config_is_validated():
