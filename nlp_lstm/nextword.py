@@ -111,7 +111,9 @@ class NextWordConfig:
         carry_states: Train on rows that continue each other from batch to batch, each batch starting
             from the states the batch before ended with (`text.make_language_model_streams`), as
             evaluation and the prompt read a whole review; False: shuffled windows from zero states.
-            One device only. A config.json without it was trained without.
+            Each epoch reads the start of a new, reshuffled pass, its first batch from the states the
+            epoch before ended with (as at a pass's end: once in thousands of steps). One device only.
+            A config.json without it was trained without.
 
     Example:
 
@@ -332,7 +334,7 @@ def train_nextword(
         "train_time_s": round(train_time, 3),
         "tokens_per_s": round(tokens / train_time, 1) if train_time else None,
         "vocabulary_size": vocabulary_size,
-        "parameters": model.count_params(),
+        "parameters": sum(int(math.prod(w.shape)) for w in model.trainable_weights),  # not the carried states
         "sizes": corpus.sizes,
         "n_replaced": corpus.n_replaced,
         "replicas": role.replicas,

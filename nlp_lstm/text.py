@@ -434,7 +434,9 @@ def make_language_model_streams(
     length, a multiple of `window`; row j of batch k is stripe j's k-th window and its targets are
     the same tokens shifted by one, so every token but a stripe's last is an input once. The last
     (stream length - 1) % (batch_size * window) tokens of a pass are left out. An input too short for
-    one batch gives an empty dataset, not an endless wait.
+    one batch gives an empty dataset, not an endless wait. Each new iterator (Keras's `fit` makes one
+    per epoch from a `take`) starts a new pass in a new order; a new dataset with the same seed
+    repeats the first one's orders.
 
     Example:
 

@@ -24,6 +24,7 @@ from nlp_lstm.generate import Decoder
 from nlp_lstm.corpus import CorpusConfig, load_corpus
 from nlp_lstm.nextword import NextWordConfig, load_nextword_folder, train_nextword
 from nlp_lstm.nextword_eval import NextWordMetrics, score_model, token_sequences
+from nlp_lstm.text import VectorizerConfig, vectorizer_from_vocabulary
 from nlp_lstm.nextword_model import NextWordModelConfig, build_nextword_model, sampled_softmax_loss
 from nlp_lstm.training import FitConfig, ModelFolderError, OutputFolderError
 
@@ -145,6 +146,12 @@ def test_carry_states_trains_through_the_cli_on_one_device_only(tmp_path):
     assert main([*flags, "--out", str(tmp_path / "one")]) == 0
     loaded = load_nextword_folder(str(tmp_path / "one"))
     assert loaded.config.carry_states and loaded.model.config.carry_batch == loaded.config.batch_size
+    assert loaded.metrics["parameters"] == sum(int(np.prod(w.shape)) for w in loaded.model.trainable_weights)
+    texts = load_corpus(loaded.corpus, verbose=False).train
+    vectorizer = vectorizer_from_vocabulary(loaded.vocabulary, VectorizerConfig(None))
+    batches = iter(nextword._windows(texts, vectorizer, loaded.config, train=True))  # what training reads
+    (_, targets), (next_inputs, _) = next(batches), next(batches)
+    np.testing.assert_array_equal(next_inputs[:, 0], targets[:, -1])  # rows that go on, for the carried states
     two = [*flags, "--out", str(tmp_path / "two"), "--strategy", "mirrored", "--devices", "CPU:0,CPU:1"]
     with pytest.raises(SystemExit, match="--carry-states trains on one device, not with --strategy mirrored"):
         main(two)  # refused before a strategy is made
