@@ -12,7 +12,7 @@ disables XLA); the vectorizer joins the model only in the exported string-in wra
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -346,14 +346,27 @@ def make_classification_dataset(
     return batches.prefetch(tf.data.AUTOTUNE)
 
 
-def _boundary_id(vectorizer: keras.layers.TextVectorization, boundary_token: str) -> int:
+def _rows_after_boundaries(
+    vectorizer: keras.layers.TextVectorization, boundary_token: str, window: int, batch_size: int
+) -> Callable[[tf.Tensor], tf.RaggedTensor]:
+    """Checks a language-model dataset's arguments; returns (b,) texts -> (b, None) ragged ids, each
+    row `boundary_token` and then the text's tokens."""
+    if window < 1 or batch_size < 1:
+        raise ValueError(f"window and batch_size must be >= 1, got {window} and {batch_size}")
     vocabulary = vectorizer.get_vocabulary()
     if boundary_token not in vocabulary:
         raise ValueError(
             f"the vocabulary has no boundary token {boundary_token!r}: build it with "
             f"VectorizerConfig(reserved_tokens=({boundary_token!r},))"
         )
-    return vocabulary.index(boundary_token)
+    boundary_id = vocabulary.index(boundary_token)
+
+    def to_rows(texts: tf.Tensor) -> tf.RaggedTensor:
+        rows = _token_rows(vectorizer, texts)  # (b, None)
+        starts = tf.fill([rows.nrows(), 1], tf.constant(boundary_id, rows.dtype))  # (b, 1)
+        return tf.concat([starts, rows], axis=1)
+
+    return to_rows
 
 
 def make_language_model_dataset(
@@ -393,19 +406,11 @@ def make_language_model_dataset(
     ...     print(inputs.numpy().tolist(), targets.numpy().tolist())
     [[2, 3], [3, 2]] [[3, 4], [2, 4]]
     """
-    if window < 1 or batch_size < 1:
-        raise ValueError(f"window and batch_size must be >= 1, got {window} and {batch_size}")
-    boundary_id = _boundary_id(vectorizer, boundary_token)
-
-    def to_stream(texts: tf.Tensor) -> tf.Tensor:
-        rows = _token_rows(vectorizer, texts)  # (b, None)
-        starts = tf.fill([rows.nrows(), 1], tf.constant(boundary_id, rows.dtype))  # (b, 1)
-        return tf.concat([starts, rows], axis=1).flat_values  # (tokens in the b reviews,)
-
+    to_rows = _rows_after_boundaries(vectorizer, boundary_token, window, batch_size)
     chunks = (
         _texts_only(texts_ds)
         .batch(256)
-        .map(to_stream, num_parallel_calls=tf.data.AUTOTUNE)
+        .map(lambda texts: to_rows(texts).flat_values, num_parallel_calls=tf.data.AUTOTUNE)  # the b reviews' tokens
         .rebatch(window + 1, drop_remainder=True)  # = unbatch().batch(window + 1), one copy
         .map(
             lambda chunk: (chunk[:-1], chunk[1:]), num_parallel_calls=tf.data.AUTOTUNE
@@ -450,14 +455,7 @@ def make_language_model_streams(
     >>> tuple(inputs.shape), (next_inputs[:, 0] == targets[:, -1]).numpy().tolist()  # rows go on
     ((2, 2), [True, True])
     """
-    if window < 1 or batch_size < 1:
-        raise ValueError(f"window and batch_size must be >= 1, got {window} and {batch_size}")
-    boundary_id = _boundary_id(vectorizer, boundary_token)
-
-    def to_rows(texts: tf.Tensor) -> tf.RaggedTensor:
-        rows = _token_rows(vectorizer, texts)  # (b, None)
-        starts = tf.fill([rows.nrows(), 1], tf.constant(boundary_id, rows.dtype))  # (b, 1)
-        return tf.concat([starts, rows], axis=1)
+    to_rows = _rows_after_boundaries(vectorizer, boundary_token, window, batch_size)
 
     def to_windows(stream: tf.Tensor) -> tf.data.Dataset:
         per_row = (tf.size(stream, tf.int64) - 1) // (batch_size * window) * window  # inputs per stripe
