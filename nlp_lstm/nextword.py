@@ -22,11 +22,11 @@ The defaults were chosen by measurement (figures in the report of issue 4):
   replica of this training, batches of 32 x 32 tokens reached a clearly lower perplexity than
   64 x 64 for the same tokens; likewise the learning rate (5e-3, cosine);
 - batch: 64 rows of 32 tokens run ~1.4x the tokens/s of 32 x 32 here (259 against 181 ms a step for
-  twice the tokens), so in a few more minutes they take about as many steps (7,812 against 9,375)
-  over 1.7x the tokens: 16M tokens in 64 x 32 reached a validation perplexity of 172.3 in 41.6 min, against 186.1 for 9.6M
-  tokens in 32 x 32 in 34 min (2026-11-23);
-- corpus: all of train + unsup (17.5M tokens) is read and sampled; 16M training tokens at
-  ~6,400 tokens/s is ~42 minutes, plus ~2 minutes of reading, tokenising and validating.
+  twice the tokens), so in a few more minutes they take about as many steps over 1.7x the tokens:
+  16M tokens in 64 x 32 reached a validation perplexity of 172.3 in 41.6 min, against 186.1 for
+  9.6M tokens in 32 x 32 in 34 min (2026-11-23);
+- corpus: all of train + unsup (17.5M tokens) is read and sampled; 20M training tokens at
+  ~7,800 tokens/s is ~43 minutes, plus ~3 minutes of reading, tokenising and validating.
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ class NextWordConfig:
     >>> from nlp_lstm.nextword import NextWordConfig
     >>> config = NextWordConfig()
     >>> config.steps_per_epoch, config.model_config(20_000).num_sampled
-    (1562, 1024)
+    (1953, 1024)
     """
 
     max_tokens: int = 20_000
@@ -136,7 +136,7 @@ class NextWordConfig:
     num_sampled: int = 1024
     window: int = 32
     batch_size: int = 64
-    train_tokens: int = 16_000_000
+    train_tokens: int = 20_000_000
     epochs: int = 5
     learning_rate: float = 5e-3
     clipnorm: float = 5.0
