@@ -119,11 +119,14 @@ def score_model(
     sequences: Sequence[np.ndarray],
     batch_size: int = 16,
     chunk: int = 64,
+    verbose: bool = False,
+    every_s: float = 30.0,
 ) -> NextWordMetrics:
     """Evaluates the model on token sequences ([BOS] first), full softmax, the state carried across chunks.
 
     Sequences of similar length share a batch; padding (id 0) only trails a row, so it never changes
-    the predictions of real positions, and its targets are masked out.
+    the predictions of real positions, and its targets are masked out. `verbose` prints to stderr,
+    at most every `every_s` seconds, how many targets are scored and an estimate of the time left.
     """
     ban = np.zeros(len(vocabulary), np.float32)
     ban[banned_ids(vocabulary)] = -np.inf
@@ -142,7 +145,14 @@ def score_model(
 
     metrics = NextWordMetrics()
     order = np.argsort([len(s) for s in sequences], kind="stable")
+    total = sum(len(s) - 1 for s in sequences)
+    start = last = time.perf_counter()
     for begin in range(0, len(order), batch_size):
+        now = time.perf_counter()
+        if verbose and now - last >= every_s and metrics.tokens:
+            last, rate = now, metrics.tokens / (now - start)
+            print(f"scored {metrics.tokens:,} of {total:,} targets ({begin} of {len(order)} texts, "
+                  f"{rate:,.0f} targets/s, ~{(total - metrics.tokens) / rate / 60:.1f} min left)", file=sys.stderr)  # fmt: skip
         rows = [sequences[i] for i in order[begin : begin + batch_size]]
         longest = max(len(r) for r in rows)
         padded = np.zeros((len(rows), longest), np.int32)
@@ -209,7 +219,7 @@ def evaluate_nextword(
     if verbose:
         targets = sum(len(s) - 1 for s in test)
         print(f"scoring the model on {len(test)} test texts ({targets:,} targets)", file=sys.stderr)
-    model_metrics = score_model(loaded.model, loaded.vocabulary, test).result()
+    model_metrics = score_model(loaded.model, loaded.vocabulary, test, verbose=verbose).result()
     result: dict[str, Any] = {
         "test_texts": len(test),
         "model": model_metrics,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import doctest
 import json
 import math
+import re
 import runpy
 import sys
 from dataclasses import replace
@@ -204,7 +205,7 @@ def test_bad_model_folders_say_why(tmp_path):
         load_nextword_folder(str(folder))
 
 
-def test_score_model_equals_stepping_the_decoder(tmp_path):
+def test_score_model_equals_stepping_the_decoder(tmp_path, capsys):
     loaded = load_nextword_folder(str(write_model_folder(tmp_path / "m", num_layers=2)))
     decoder = Decoder(loaded.model, loaded.vocabulary)
     sequences = token_sequences(["the movie was great", "a boring film", "", "the the qqq acting"], loaded.vocabulary)
@@ -216,8 +217,10 @@ def test_score_model_equals_stepping_the_decoder(tmp_path):
             log_probs = tf.nn.log_softmax(logits).numpy()[0]
             top = [i for i, _ in sorted(enumerate(decoder.suggestion_log_probs(logits)[0]), key=lambda p: -p[1])[:3]]
             expected.update(np.array([target]), log_probs[[target]], np.array([top]))
-    got = score_model(loaded.model, loaded.vocabulary, sequences, batch_size=3, chunk=2).result()
+    got = score_model(loaded.model, loaded.vocabulary, sequences, batch_size=3, chunk=2, verbose=True, every_s=0)
+    got = got.result()
     want = expected.result()
+    assert re.search(r"scored 7 of 11 targets \(3 of 4 texts, [\d,]+ targets/s, ~[\d.]+ min left\)", capsys.readouterr().err)
     assert got["tokens"] == want["tokens"] == 11 and got["scored_top_k"] == want["scored_top_k"] == 10
     assert got["perplexity"] == pytest.approx(want["perplexity"], rel=1e-5)
     assert (got["top1"], got["top3"]) == (want["top1"], want["top3"])
