@@ -151,8 +151,9 @@ def score_model(
         now = time.perf_counter()
         if verbose and now - last >= every_s and metrics.tokens:
             last, rate = now, metrics.tokens / (now - start)
+            left_min = (total - metrics.tokens) / rate / 60
             print(f"scored {metrics.tokens:,} of {total:,} targets ({begin} of {len(order)} texts, "
-                  f"{rate:,.0f} targets/s, ~{(total - metrics.tokens) / rate / 60:.1f} min left)", file=sys.stderr)  # fmt: skip
+                  f"{rate:,.0f} targets/s, ~{left_min:.1f} min left)", file=sys.stderr)  # fmt: skip
         rows = [sequences[i] for i in order[begin : begin + batch_size]]
         longest = max(len(r) for r in rows)
         padded = np.zeros((len(rows), longest), np.int32)

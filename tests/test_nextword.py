@@ -220,7 +220,8 @@ def test_score_model_equals_stepping_the_decoder(tmp_path, capsys):
     got = score_model(loaded.model, loaded.vocabulary, sequences, batch_size=3, chunk=2, verbose=True, every_s=0)
     got = got.result()
     want = expected.result()
-    assert re.search(r"scored 7 of 11 targets \(3 of 4 texts, [\d,]+ targets/s, ~[\d.]+ min left\)", capsys.readouterr().err)
+    progress = r"scored 7 of 11 targets \(3 of 4 texts, [\d,]+ targets/s, ~[\d.]+ min left\)"
+    assert re.search(progress, capsys.readouterr().err)
     assert got["tokens"] == want["tokens"] == 11 and got["scored_top_k"] == want["scored_top_k"] == 10
     assert got["perplexity"] == pytest.approx(want["perplexity"], rel=1e-5)
     assert (got["top1"], got["top3"]) == (want["top1"], want["top3"])
