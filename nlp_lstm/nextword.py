@@ -25,8 +25,9 @@ The defaults were chosen by measurement (figures in the report of issue 4):
   twice the tokens), so in a few more minutes they take about as many steps over 1.7x the tokens:
   16M tokens in 64 x 32 reached a validation perplexity of 172.3 in 41.6 min, against 186.1 for
   9.6M tokens in 32 x 32 in 34 min (2026-11-23);
-- corpus: all of train + unsup (17.5M tokens) is read and sampled; 20M training tokens at
-  ~7,800 tokens/s is ~43 minutes, plus ~3 minutes of reading, tokenising and validating.
+- corpus: all of train + unsup (17.5M tokens) is read and sampled; 20M training tokens reached a
+  validation perplexity of 167.4 in 52.0 min (6,405 tokens/s, validation included; 52 min 57 s
+  wall, 2026-11-23). On a slower day `DEFAULT_MAX_TRAIN_MINUTES` (55) ends it an epoch early.
 """
 
 from __future__ import annotations
@@ -87,6 +88,10 @@ APP = "nextword"
 VOCABULARY_FILE = "vocabulary.txt"
 EVALUATION_FILE = "evaluation.json"
 DEFAULT_MODEL_DIR = "saved_models/nextword"
+# `nlp-lstm train nextword` on one machine stops after the epoch when another would pass this many minutes
+# of training: the default budget took 52 min here (epochs of 9.6 to 11.2 min, as the shared machine's
+# speed varies), and the command must stay within the hour with reading and saving.
+DEFAULT_MAX_TRAIN_MINUTES = 55.0
 
 __all__ = [
     "ModelFolderError", "NextWordConfig", "CorpusConfig", "Corpus", "NextWordFolder", "build_nextword_model",
@@ -198,11 +203,18 @@ def dry_run_config(config: NextWordConfig = NextWordConfig()) -> NextWordConfig:
     )  # fmt: skip
 
 
-def nextword_fit_config(config: NextWordConfig, dry_run: bool = False, verbose: int | None = None) -> FitConfig:
-    """How `nlp_lstm.training.fit` trains the model: best checkpoint and early stop by val loss."""
+def nextword_fit_config(
+    config: NextWordConfig, dry_run: bool = False, verbose: int | None = None, max_minutes: float | None = None
+) -> FitConfig:
+    """How `nlp_lstm.training.fit` trains the model: best checkpoint and early stop by val loss.
+
+    `max_minutes` stops after the epoch when another would take training past it (None: no limit).
+    It is not part of the run's config.json, so a resumed run may be given another limit.
+    """
     return FitConfig(
         epochs=config.epochs, seed=config.seed, monitor="val_loss", mode="min", patience=config.patience,
         backup_every=config.backup_every, steps_per_epoch=config.steps_per_epoch, dry_run=dry_run, verbose=verbose,
+        max_minutes=max_minutes,
     )  # fmt: skip
 
 
@@ -285,17 +297,19 @@ def train_nextword(
     start = time.perf_counter()
     strategy = strategy or tf.distribute.get_strategy()
     role = role_of(strategy)
+    fit_config = fit_config or nextword_fit_config(config)
+    if role.workers > 1 and fit_config.max_minutes is not None:
+        raise StrategyError("--max-train-minutes cannot be used in a multi-worker run: the workers' clocks would "
+                            "stop them at different epochs; bound the run with --train-tokens")  # fmt: skip
+    if config.carry_states and strategy.num_replicas_in_sync > 1:
+        raise StrategyError(
+            f"--carry-states trains on one device; this strategy has {strategy.num_replicas_in_sync} replicas"
+        )
     wanted = _folder_config(config, corpus_config, None)
     if role.chief:
         out, resuming = start_run(out_dir, overwrite, lambda folder: _same_run(folder, wanted))
     else:
         out, resuming = worker_folder(out_dir, role), False
-    fit_config = fit_config or nextword_fit_config(config)
-
-    if config.carry_states and strategy.num_replicas_in_sync > 1:
-        raise StrategyError(
-            f"--carry-states trains on one device; this strategy has {strategy.num_replicas_in_sync} replicas"
-        )
     corpus = load_corpus(corpus_config, verbose=verbose)
     if corpus.sizes["val"] == 0:
         raise DataError(f"no text is left for validation out of {corpus.sizes['train']}: raise --val-fraction")
@@ -437,6 +451,30 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _minutes(text: str) -> float:
+    """A positive number of minutes, or 'none' for no limit (returned as math.inf)."""
+    if text.strip().lower() == "none":
+        return math.inf
+    value = float(text)
+    if not value > 0 or math.isnan(value):
+        raise argparse.ArgumentTypeError(f"must be > 0 or 'none', got {text}")
+    return value
+
+
+def max_train_minutes(requested: float | None, workers: int) -> float | None:
+    """The time limit a train command runs under: the one asked for, else the default on one machine.
+
+    Example:
+
+    >>> from nlp_lstm.nextword import max_train_minutes
+    >>> [max_train_minutes(asked, workers) for asked, workers in [(None, 1), (None, 2), (30.0, 1), (math.inf, 1)]]
+    [55.0, None, 30.0, None]
+    """
+    if requested is None:
+        return None if workers > 1 else DEFAULT_MAX_TRAIN_MINUTES
+    return None if math.isinf(requested) else requested
+
+
 def add_corpus_arguments(parser: argparse.ArgumentParser) -> None:
     """--data, --corpus, --limit: where the text comes from."""
     parser.add_argument("--data", metavar="PATH", default=None,
@@ -484,6 +522,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"epochs without a better val loss before stopping {default}")
     parser.add_argument("--backup-every", type=_positive_int, default=d.backup_every,
                         help=f"back up the training state every this many steps {default}")
+    parser.add_argument("--max-train-minutes", type=_minutes, default=None, metavar="MINUTES",
+                        help=f"stop after the epoch when another would take training past this many minutes; "
+                        f"'none' for no limit (default: {DEFAULT_MAX_TRAIN_MINUTES:g} on one machine, so that "
+                        f"the default run stays within the hour on a slow day; none in a multi-worker cluster)")
     parser.add_argument("--carry-states", action="store_true",
                         help="rows continue each other from batch to batch and carry their states (one device)")
     add_strategy_arguments(parser)
@@ -519,7 +561,8 @@ def run_train(args: argparse.Namespace) -> int:
     corpus, config = _configs(args)
     strategy = make_strategy(strategy_config_from_args(args))  # first: a cluster forms before TensorFlow runs
     out = args.out or (tempfile.mkdtemp(prefix="nlp-lstm-dry-run-") if args.dry_run else DEFAULT_MODEL_DIR)
-    fit_config = nextword_fit_config(config, dry_run=args.dry_run)
+    limit = max_train_minutes(args.max_train_minutes, role_of(strategy).workers)
+    fit_config = nextword_fit_config(config, dry_run=args.dry_run, max_minutes=limit)
     metrics = train_nextword(corpus, config, out, fit_config, overwrite=args.overwrite, strategy=strategy)
     if "val_perplexity" not in metrics:  # a worker other than the chief: the chief reports
         print(f"worker {metrics['task']} done after {metrics['epochs']} epoch(s); the chief wrote the model")

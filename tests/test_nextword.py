@@ -159,6 +159,26 @@ def test_carry_states_trains_through_the_cli_on_one_device_only(tmp_path):
     assert not (tmp_path / "two").exists()
 
 
+def test_train_time_limit_reaches_training_and_is_refused_in_a_cluster(tmp_path, capsys, monkeypatch):
+    from nlp_lstm.cli import main
+    from nlp_lstm.distribute import Role, StrategyError
+
+    flags = ["train", "nextword", "--corpus", str(toy_corpus_file(tmp_path)), "--dry-run"]
+    assert main([*flags, "--out", str(tmp_path / "default")]) == 0  # the default limit (55 min) is not reached
+    assert "time budget" not in capsys.readouterr().err
+    assert main([*flags, "--out", str(tmp_path / "short"), "--max-train-minutes", "1e-6"]) == 0
+    assert re.search(r"stopping after epoch 1: another \(~\d+ s\) would pass the time budget", capsys.readouterr().err)
+    for bad in ("0", "-5", "nan", "soon"):
+        with pytest.raises(SystemExit):
+            main([*flags, "--max-train-minutes", bad])
+        assert "--max-train-minutes" in capsys.readouterr().err
+    monkeypatch.setattr(nextword, "role_of", lambda strategy: Role(chief=True, task="chief", workers=2, replicas=2))
+    fit_config = nextword.nextword_fit_config(nextword.dry_run_config(), dry_run=True, max_minutes=30.0)
+    with pytest.raises(StrategyError, match="cannot be used in a multi-worker run"):
+        train_nextword(CorpusConfig(files=("unread.txt",)), nextword.dry_run_config(), str(tmp_path / "c"), fit_config)
+    assert not (tmp_path / "c").exists()
+
+
 def test_corpus_files_are_paragraphs_undecodable_bytes_counted(tmp_path):
     path = toy_corpus_file(tmp_path, paragraphs=40)
     texts = load_corpus(CorpusConfig(files=(str(path),), val_fraction=0.1, test_fraction=0.1), verbose=False)
