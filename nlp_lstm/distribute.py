@@ -130,6 +130,17 @@ class Role:
     replicas: int
 
 
+def refuse_time_limit_in_cluster(role: Role, max_minutes: float | None, bound_flag: str) -> None:
+    """Raises StrategyError if a training time limit is asked for in a multi-worker run.
+
+    Each worker would read its own clock and could stop at a different epoch from the others, leaving
+    their collective ops waiting; `bound_flag` names the option that bounds such a run instead.
+    """
+    if role.workers > 1 and max_minutes is not None:
+        raise StrategyError("--max-train-minutes cannot be used in a multi-worker run: the workers' clocks would "
+                            f"stop them at different epochs; bound the run with {bound_flag}")  # fmt: skip
+
+
 def is_multiworker(strategy: tf.distribute.Strategy) -> bool:
     import tensorflow as tf
 

@@ -53,6 +53,7 @@ from nlp_lstm.distribute import (
     add_strategy_arguments,
     make_strategy,
     prepare_model,
+    refuse_time_limit_in_cluster,
     role_of,
     shardable,
     strategy_config_from_args,
@@ -298,9 +299,7 @@ def train_nextword(
     strategy = strategy or tf.distribute.get_strategy()
     role = role_of(strategy)
     fit_config = fit_config or nextword_fit_config(config)
-    if role.workers > 1 and fit_config.max_minutes is not None:
-        raise StrategyError("--max-train-minutes cannot be used in a multi-worker run: the workers' clocks would "
-                            "stop them at different epochs; bound the run with --train-tokens")  # fmt: skip
+    refuse_time_limit_in_cluster(role, fit_config.max_minutes, "--train-tokens")
     if config.carry_states and strategy.num_replicas_in_sync > 1:
         raise StrategyError(
             f"--carry-states trains on one device; this strategy has {strategy.num_replicas_in_sync} replicas"

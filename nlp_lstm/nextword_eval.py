@@ -125,8 +125,9 @@ def score_model(
     """Evaluates the model on token sequences ([BOS] first), full softmax, the state carried across chunks.
 
     Sequences of similar length share a batch; padding (id 0) only trails a row, so it never changes
-    the predictions of real positions, and its targets are masked out. `verbose` prints to stderr,
-    at most every `every_s` seconds, how many targets are scored and an estimate of the time left.
+    the predictions of real positions, and its targets are masked out. `verbose` prints to stderr
+    how many targets there are, then at most every `every_s` seconds how many are scored and an
+    estimate of the time left.
     """
     ban = np.zeros(len(vocabulary), np.float32)
     ban[banned_ids(vocabulary)] = -np.inf
@@ -146,6 +147,8 @@ def score_model(
     metrics = NextWordMetrics()
     order = np.argsort([len(s) for s in sequences], kind="stable")
     total = sum(len(s) - 1 for s in sequences)
+    if verbose:
+        print(f"scoring the model on {len(sequences)} texts ({total:,} targets)", file=sys.stderr)
     start = last = time.perf_counter()
     for begin in range(0, len(order), batch_size):
         now = time.perf_counter()
@@ -217,9 +220,6 @@ def evaluate_nextword(
     corpus = load_corpus(corpus_config, verbose=verbose)
     test_ds = corpus.test if test_texts is None else corpus.test.take(test_texts)
     test = token_sequences(test_ds, loaded.vocabulary)
-    if verbose:
-        targets = sum(len(s) - 1 for s in test)
-        print(f"scoring the model on {len(test)} test texts ({targets:,} targets)", file=sys.stderr)
     model_metrics = score_model(loaded.model, loaded.vocabulary, test, verbose=verbose).result()
     result: dict[str, Any] = {
         "test_texts": len(test),

@@ -44,7 +44,7 @@ from keras import layers, ops
 
 from nlp_lstm import __version__
 from nlp_lstm.data import LABEL_NAMES, DataConfig, DataError, ImdbSplits, load_imdb
-from nlp_lstm.distribute import StrategyError, prepare_model, role_of, shardable
+from nlp_lstm.distribute import prepare_model, refuse_time_limit_in_cluster, role_of, shardable
 from nlp_lstm.embeddings import EmbeddingConfig, ppmi_svd_vectors
 from nlp_lstm.layers import LSTM
 from nlp_lstm.ngrams import fit_ngram_logistic, ngram_probability
@@ -610,9 +610,7 @@ def train_sentiment(
     start = time.perf_counter()
     strategy = strategy or tf.distribute.get_strategy()
     role = role_of(strategy)
-    if role.workers > 1 and config.max_train_minutes is not None:
-        raise StrategyError("--max-train-minutes cannot be used in a multi-worker run: the workers' clocks would "
-                            "stop them at different epochs; bound the run with --epochs")  # fmt: skip
+    refuse_time_limit_in_cluster(role, config.max_train_minutes, "--epochs")
     if role.chief:
         out, resuming = start_run(out_dir, overwrite, lambda folder: _same_run(folder, config, data_config))
     else:

@@ -241,7 +241,8 @@ def test_score_model_equals_stepping_the_decoder(tmp_path, capsys):
     got = got.result()
     want = expected.result()
     progress = r"scored 7 of 11 targets \(3 of 4 texts, [\d,]+ targets/s, ~[\d.]+ min left\)"
-    assert re.search(progress, capsys.readouterr().err)
+    err = capsys.readouterr().err
+    assert re.search(progress, err) and "scoring the model on 4 texts (11 targets)" in err
     assert got["tokens"] == want["tokens"] == 11 and got["scored_top_k"] == want["scored_top_k"] == 10
     assert got["perplexity"] == pytest.approx(want["perplexity"], rel=1e-5)
     assert (got["top1"], got["top3"]) == (want["top1"], want["top3"])
