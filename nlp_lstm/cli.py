@@ -34,6 +34,7 @@ from typing import Any
 
 from nlp_lstm import __version__
 from nlp_lstm.distribute import add_strategy_arguments, make_strategy, strategy_config_from_args
+from nlp_lstm.run_folder import TrainingDiverged, user_command
 
 DEFAULT_SENTIMENT_DIR = "saved_models/sentiment"  # = nlp_lstm.sentiment.DEFAULT_MODEL_DIR, without importing TF
 DRY_RUN_LIMIT = 16  # reviews per split in a dry run
@@ -181,7 +182,7 @@ def _run_train_sentiment(args: argparse.Namespace) -> int:
     out = args.out or (tempfile.mkdtemp(prefix="nlp-lstm-dry-run-") if args.dry_run else DEFAULT_SENTIMENT_DIR)
     metrics = train_sentiment(
         data_config, config, out, sentiment_fit_config(config, dry_run=args.dry_run), overwrite=args.overwrite,
-        strategy=strategy,
+        strategy=strategy, command=getattr(args, "command_line", None),
     )
     if "test_accuracy" not in metrics:  # a worker other than the chief: the chief reports
         print(f"worker {metrics['task']} done after {metrics['epochs']} epoch(s); the chief wrote the model")
@@ -348,7 +349,9 @@ def _run_hook(command: Sequence[str], module_name: str, add_name: str, run_name:
     run = _hook_function(module_name, run_name, name)
     parser = argparse.ArgumentParser(prog=f"nlp-lstm {name}", description=help_text)
     add(parser)
-    return int(run(parser.parse_args(list(rest))) or 0)
+    args = parser.parse_args(list(rest))
+    args.command_line = user_command(["nlp-lstm", *command, *rest])
+    return int(run(args) or 0)
 
 
 def _add_hooks(groups: dict[str, Any]) -> None:
@@ -426,6 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     if hook is None and getattr(args, "run", None) is None:
         parser.print_help(sys.stderr)
         return 2
+    args.command_line = user_command(["nlp-lstm", *(sys.argv[1:] if argv is None else argv)])
     try:
         if hook is not None:
             return _run_hook(*hook, rest=rest)
@@ -433,6 +437,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("nlp-lstm: interrupted", file=sys.stderr)
         return 130
+    except TrainingDiverged as error:  # not the user's typing: exit 1, with what to do
+        print(f"nlp-lstm: error: {error}", file=sys.stderr)
+        return 1
     except Exception as error:
         if not isinstance(error, _user_error_types()):
             raise

@@ -67,6 +67,14 @@ from nlp_lstm.text import (
     make_language_model_dataset,
     make_language_model_streams,
 )
+from nlp_lstm.run_folder import (
+    begin_writing,
+    check_vocabulary,
+    finish_run,
+    retrain_hint,
+    run_config,
+    start_run,
+)
 from nlp_lstm.training import (
     CONFIG_FILE,
     METRICS_FILE,
@@ -74,12 +82,10 @@ from nlp_lstm.training import (
     FitConfig,
     ModelFolderError,
     atomic_write_json,
-    begin_writing,
     cluster_vocabulary,
     fit,
     read_model_config,
     require_files,
-    start_run,
     training_time_s,
     worker_folder,
     write_metrics_json,
@@ -245,6 +251,8 @@ def _same_run(out: Path, wanted: dict[str, Any]) -> bool:
         return False
     nextword = saved.get("nextword")
     nextword = {"carry_states": False, **nextword} if isinstance(nextword, dict) else nextword  # older folders
+    # Compared as JSON: config.json holds the corpus files as a list where the config has a tuple.
+    wanted = json.loads(json.dumps(wanted))
     return nextword == wanted["nextword"] and saved.get("corpus") == wanted["corpus"]
 
 
@@ -271,6 +279,7 @@ def train_nextword(
     overwrite: bool = False,
     verbose: bool = True,
     strategy: tf.distribute.Strategy | None = None,
+    command: str | None = None,
 ) -> dict[str, Any]:
     """Trains the next-word model; writes the model folder; returns the metrics of metrics.json.
 
@@ -279,6 +288,8 @@ def train_nextword(
 
     Rerunning the same call after an interruption resumes it (with the saved vocabulary). A folder
     with a finished model is refused unless `overwrite`; so is an interrupted run of other options.
+    The folder's contract (one writer, atomic overwrite) is `nlp_lstm.run_folder`'s. `command` is
+    the command line to name in hints (saved in config.json).
 
     Raises:
         DataError: The corpus cannot be read.
@@ -305,15 +316,17 @@ def train_nextword(
             f"--carry-states trains on one device; this strategy has {strategy.num_replicas_in_sync} replicas"
         )
     wanted = _folder_config(config, corpus_config, None)
+    plan = None
     if role.chief:
-        out, resuming = start_run(out_dir, overwrite, lambda folder: _same_run(folder, wanted))
+        plan = start_run(out_dir, overwrite, lambda folder: _same_run(folder, wanted))
+        out, resuming = plan.work, plan.resuming
     else:
         out, resuming = worker_folder(out_dir, role), False
     corpus = load_corpus(corpus_config, verbose=verbose)
     if corpus.sizes["val"] == 0:
         raise DataError(f"no text is left for validation out of {corpus.sizes['train']}: raise --val-fraction")
-    if role.chief:
-        begin_writing(out, resuming)
+    if plan is not None:
+        begin_writing(plan)
 
     def build() -> Any:
         if verbose:
@@ -326,7 +339,7 @@ def train_nextword(
     vectorizer = cluster_vocabulary(strategy, out_dir, out, resuming, build)
     vocabulary_size = vectorizer.vocabulary_size()
     if role.chief:
-        atomic_write_json(out / CONFIG_FILE, _folder_config(config, corpus_config, vocabulary_size))
+        atomic_write_json(out / CONFIG_FILE, run_config(_folder_config(config, corpus_config, vocabulary_size), out, command))
 
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
@@ -358,7 +371,9 @@ def train_nextword(
         "workers": role.workers,
         "dry_run": fit_config.dry_run,
     }
-    return write_metrics_json(out / METRICS_FILE, metrics, time.perf_counter() - start)
+    written = write_metrics_json(out / METRICS_FILE, metrics, time.perf_counter() - start)
+    finish_run(plan)
+    return written
 
 
 @dataclass(frozen=True)
@@ -388,7 +403,8 @@ def load_nextword_folder(model_dir: str = DEFAULT_MODEL_DIR) -> NextWordFolder:
     """
     folder = Path(model_dir).expanduser()
     saved = read_model_config(folder, APP)
-    require_files(folder, (MODEL_FILE, VOCABULARY_FILE))
+    require_files(folder, (MODEL_FILE, VOCABULARY_FILE), saved)
+    check_vocabulary(folder, saved)
     try:
         config = NextWordConfig.from_dict(saved["nextword"])
         corpus = CorpusConfig(**saved["corpus"])
@@ -403,7 +419,7 @@ def load_nextword_folder(model_dir: str = DEFAULT_MODEL_DIR) -> NextWordFolder:
     except Exception as error:  # Keras raises many kinds for a damaged file; all mean the same here
         raise ModelFolderError(
             f"cannot load {folder / MODEL_FILE} ({type(error).__name__}); the file is damaged: train again "
-            f"(nlp-lstm train nextword --out {folder} --overwrite)"
+            f"({retrain_hint(folder, saved, APP)})"
         ) from error
     if not isinstance(model, NextWordModel):
         raise ModelFolderError(f"{folder / MODEL_FILE} is not a next-word model")
@@ -562,7 +578,8 @@ def run_train(args: argparse.Namespace) -> int:
     out = args.out or (tempfile.mkdtemp(prefix="nlp-lstm-dry-run-") if args.dry_run else DEFAULT_MODEL_DIR)
     limit = max_train_minutes(args.max_train_minutes, role_of(strategy).workers)
     fit_config = nextword_fit_config(config, dry_run=args.dry_run, max_minutes=limit)
-    metrics = train_nextword(corpus, config, out, fit_config, overwrite=args.overwrite, strategy=strategy)
+    metrics = train_nextword(corpus, config, out, fit_config, overwrite=args.overwrite, strategy=strategy,
+                             command=getattr(args, "command_line", None))  # fmt: skip
     if "val_perplexity" not in metrics:  # a worker other than the chief: the chief reports
         print(f"worker {metrics['task']} done after {metrics['epochs']} epoch(s); the chief wrote the model")
         return 0

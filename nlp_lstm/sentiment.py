@@ -59,6 +59,7 @@ from nlp_lstm.text import (
     token_id_rows,
     vectorizer_from_vocabulary,
 )
+from nlp_lstm.run_folder import begin_writing, check_vocabulary, finish_run, retrain_hint, run_config, start_run
 from nlp_lstm.training import (
     CONFIG_FILE,
     METRICS_FILE,
@@ -66,12 +67,10 @@ from nlp_lstm.training import (
     FitConfig,
     ModelFolderError,
     atomic_write_json,
-    begin_writing,
     cluster_vocabulary,
     fit,
     read_model_config,
     require_files,
-    start_run,
     training_time_s,
     worker_folder,
     write_metrics_json,
@@ -570,6 +569,7 @@ def train_sentiment(
     overwrite: bool = False,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     strategy: tf.distribute.Strategy | None = None,
+    command: str | None = None,
 ) -> dict[str, Any]:
     """Trains the classifier on train, picks the epoch by val accuracy, scores it once on test.
 
@@ -587,6 +587,7 @@ def train_sentiment(
         strategy: The `tf.distribute` strategy to train under (`nlp_lstm.distribute.make_strategy`);
             default the current one. In a multi-worker run only the chief writes `out_dir` and
             scores the model on test; the other workers train beside it and keep only a backup.
+        command: The command line to name in hints (saved in config.json).
 
     Returns:
         The metrics written to out_dir/metrics.json (on a worker other than the chief, what it did).
@@ -611,8 +612,10 @@ def train_sentiment(
     strategy = strategy or tf.distribute.get_strategy()
     role = role_of(strategy)
     refuse_time_limit_in_cluster(role, config.max_train_minutes, "--epochs")
+    plan = None
     if role.chief:
-        out, resuming = start_run(out_dir, overwrite, lambda folder: _same_run(folder, config, data_config))
+        plan = start_run(out_dir, overwrite, lambda folder: _same_run(folder, config, data_config))
+        out, resuming = plan.work, plan.resuming
     else:
         out, resuming = worker_folder(out_dir, role), False
     fit_config = fit_config or sentiment_fit_config(config)
@@ -624,8 +627,8 @@ def train_sentiment(
             f"no validation reviews (val_fraction={data_config.val_fraction}, {splits.sizes['train']} training "
             f"reviews): the best epoch is picked on validation, so pass a larger --val-fraction or --limit"
         )
-    if role.chief:
-        begin_writing(out, resuming)
+    if plan is not None:
+        begin_writing(plan)
     vectorizer = cluster_vocabulary(
         strategy, out_dir, out, resuming,
         lambda: build_vectorizer(splits.train, VectorizerConfig(
@@ -634,7 +637,7 @@ def train_sentiment(
     )  # fmt: skip
     vocabulary_size = vectorizer.vocabulary_size()
     if role.chief:
-        atomic_write_json(out / CONFIG_FILE, _folder_config(config, data_config, vocabulary_size))
+        atomic_write_json(out / CONFIG_FILE, run_config(_folder_config(config, data_config, vocabulary_size), out, command))
 
     def batches(ds: tf.data.Dataset, shuffle: bool) -> tf.data.Dataset:
         return shardable(make_classification_dataset(
@@ -669,7 +672,7 @@ def train_sentiment(
         at_threshold = classification_metrics(val_labels, val_probabilities, threshold)
         tuned = {"val_accuracy_at_threshold": at_threshold["accuracy"]}
     folder_config = _folder_config(config, data_config, vocabulary_size)
-    atomic_write_json(out / CONFIG_FILE, {**folder_config, THRESHOLD_KEY: threshold})
+    atomic_write_json(out / CONFIG_FILE, run_config({**folder_config, THRESHOLD_KEY: threshold}, out, command))
     probabilities, labels = _predicted_probabilities(model, batches(splits.test, False))
     test = classification_metrics(labels, probabilities, threshold)
     metrics = {
@@ -689,7 +692,9 @@ def train_sentiment(
         "workers": role.workers,
         "dry_run": fit_config.dry_run,
     }
-    return write_metrics_json(out / METRICS_FILE, metrics, time.perf_counter() - start)
+    written = write_metrics_json(out / METRICS_FILE, metrics, time.perf_counter() - start)
+    finish_run(plan)
+    return written
 
 
 @dataclass(frozen=True)
@@ -720,7 +725,8 @@ def load_sentiment_model(model_dir: str | os.PathLike = DEFAULT_MODEL_DIR) -> Se
     """
     folder = Path(model_dir).expanduser()
     saved = read_model_config(folder, APP)
-    require_files(folder, (MODEL_FILE, VOCABULARY_FILE))
+    require_files(folder, (MODEL_FILE, VOCABULARY_FILE), saved)
+    check_vocabulary(folder, saved)
     try:
         config = _saved_config(saved["sentiment"])
     except (KeyError, TypeError, ValueError) as error:
@@ -734,7 +740,7 @@ def load_sentiment_model(model_dir: str | os.PathLike = DEFAULT_MODEL_DIR) -> Se
     except Exception as error:  # Keras raises many kinds for a damaged file; all mean the same here
         raise ModelFolderError(
             f"cannot load {folder / MODEL_FILE} ({type(error).__name__}); the file is damaged: train "
-            f"again (nlp-lstm train sentiment --out {folder} --overwrite)"
+            f"again ({retrain_hint(folder, saved, APP)})"
         ) from error
     try:
         embedding_rows = model.get_layer("embedding").input_dim

@@ -1,10 +1,7 @@
-"""Training conveniences shared by both apps: `model.fit` with everything a long run needs, and safe writes.
+"""Training conveniences shared by both apps: `model.fit` with everything a long run needs.
 
 API (the sentiment and next-word apps both use it):
 
-    check_output_folder(out_dir, overwrite=False) -> Path
-        Call first, before reading any data: creates the folder, proves it writable, and refuses a
-        folder that already holds a finished model (a `metrics.json`) unless `overwrite`.
     FitConfig(epochs, seed, monitor, mode, patience, backup_every, ..., dry_run)
         How long to train, what "best" means, how often to back up. Frozen.
     fit(model, train_ds, val_ds, out_dir, config, callbacks=()) -> FitResult
@@ -12,27 +9,31 @@ API (the sentiment and next-word apps both use it):
         same command was killed. Writes in out_dir:
             model.keras       the best model so far by `config.monitor`, saved atomically each time
                               it improves; `fit` leaves these best weights in `model` when it returns
-            checkpoint.json   {"monitor", "best", "epoch"}: what model.keras holds
-            history.csv       one row per epoch, with `epoch_time_s`; appended to on resume
+            checkpoint.json   {"monitor", "best", "epoch", "vocabulary_sha256"}: what model.keras holds
+            history.csv       one row per epoch, with `epoch_time_s`; each epoch's row written once
             curves.png        loss and metric curves, redrawn after every epoch
             logs/             TensorBoard logs (`tensorboard --logdir out_dir/logs`)
-            backup/           `keras.callbacks.BackupAndRestore` state while training; deleted at the end
-    has_backup(out_dir) -> bool
-        Whether `fit` would resume (the app then reuses its saved vocabulary and config).
-    atomic_write_text(path, text), atomic_write_json(path, obj), atomic_save_model(model, path)
+            backup/           the training state (weights and optimizer) and its state.json; kept after
+                              the last epoch, until the app calls `run_folder.finish_run`
+    run_vocabulary, worker_folder, cluster_vocabulary: the run's vocabulary, alone or in a cluster.
+    atomic_write_json(path, obj), atomic_save_model(model, path)
         Write to a temporary file in the same folder, then `os.replace`: a reader (or a kill -9)
         sees the old file or the new one, never half of one.
     machine_info() -> dict; write_metrics_json(path, metrics, wall_time_s) -> dict
-    read_model_config(model_dir, app=None) -> dict
-        The `config.json` of a model folder, checked (exists, parses, has the right "app").
-    OutputFolderError (an OSError), ModelFolderError: errors whose message says what to do.
+    TrainingDiverged: the loss became NaN or infinite; the last good backup and model stay.
 
-Resuming: Keras's BackupAndRestore restores the weights, the optimizer and the epoch number of the
-last backup (every `backup_every` steps, and at each epoch's end). An interrupted epoch runs again
-from its first batch, starting from the backed-up weights. Early stopping counts its patience from
-the resumed epoch; the best checkpoint remembers its best value across runs (checkpoint.json).
+Resuming: a backup is written every `backup_every` steps and at each epoch's end, atomically
+(weights-<n>.weights.h5, then state.json naming it). A rerun restores the weights and the optimizer
+and starts at the backed-up epoch: an interrupted epoch runs again from its first batch, from the
+weights of its last step backup, with the optimizer's step count set back to the epoch's start, so
+that the learning-rate schedule ends where an uninterrupted run's ends. The epoch-end backup is
+written before the epoch is recorded (best checkpoint, history row, curves) and carries its logs: a
+run killed while recording finishes the record on resume and never trains that epoch again. Early
+stopping counts its patience from the resumed epoch; the best checkpoint remembers its best value
+across runs (checkpoint.json).
 
-Nothing here knows about IMDB or about either app's model.
+Nothing here knows about IMDB or about either app's model; the folder's lifecycle (lock, resume or
+refuse, overwrite, finish) is `nlp_lstm.run_folder`'s.
 """
 
 from __future__ import annotations
@@ -44,9 +45,8 @@ import os
 import platform
 import shutil
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -54,27 +54,32 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from nlp_lstm import faults
 from nlp_lstm.distribute import Role, StrategyError, role_of, share_from_chief
 from nlp_lstm.files import atomic_replace, atomic_write_text  # noqa: F401  (re-exported)
+from nlp_lstm.run_folder import (  # noqa: F401  (re-exported: the apps import the folder's names from here)
+    BACKUP_DIR,
+    BACKUP_STATE_FILE,
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    CURVES_FILE,
+    HISTORY_FILE,
+    LOGS_DIR,
+    METRICS_FILE,
+    MODEL_FILE,
+    VOCABULARY_FILE,
+    VOCABULARY_HASH_KEY,
+    ModelFolderError,
+    OutputFolderError,
+    TrainingDiverged,
+    has_backup,
+    lock_folder,
+    read_model_config,
+    remove_stale_temporaries,
+    require_files,
+    vocabulary_sha256,
+)
 from nlp_lstm.text import VectorizerConfig, load_vocabulary, save_vocabulary, vectorizer_from_vocabulary
-
-MODEL_FILE = "model.keras"
-CONFIG_FILE = "config.json"
-METRICS_FILE = "metrics.json"
-VOCABULARY_FILE = "vocabulary.txt"
-HISTORY_FILE = "history.csv"
-CURVES_FILE = "curves.png"
-CHECKPOINT_FILE = "checkpoint.json"
-LOGS_DIR = "logs"
-BACKUP_DIR = "backup"
-
-
-class OutputFolderError(OSError):
-    """An output folder that cannot be used (not writable, or holding a model that would be lost)."""
-
-
-class ModelFolderError(Exception):
-    """A model folder that cannot be used: missing files, another app's model, a corrupt file."""
 
 
 @dataclass(frozen=True)
@@ -87,7 +92,7 @@ class FitConfig:
         monitor: The logged metric that picks the best checkpoint and drives early stopping.
         mode: "max" if a larger `monitor` is better (accuracy), "min" if smaller is (loss, perplexity).
         patience: Epochs without improvement before early stopping; None never stops early.
-        backup_every: Back up the training state every this many steps, or "epoch".
+        backup_every: Back up the training state every this many steps (and at every epoch's end).
         steps_per_epoch: Train on at most this many batches per epoch (None: the whole dataset).
         validation_steps: Validate on at most this many batches (None: the whole dataset).
         dry_run: One epoch of one training and one validation step, for CI (overrides the three above).
@@ -109,7 +114,7 @@ class FitConfig:
     monitor: str = "val_accuracy"
     mode: str = "max"
     patience: int | None = 2
-    backup_every: int | str = 50
+    backup_every: int = 50
     steps_per_epoch: int | None = None
     validation_steps: int | None = None
     dry_run: bool = False
@@ -126,8 +131,8 @@ class FitConfig:
             raise ValueError(f"mode must be 'min' or 'max', got {self.mode!r}")
         if self.patience is not None and self.patience < 0:
             raise ValueError(f"patience must be None or >= 0, got {self.patience}")
-        if self.backup_every != "epoch" and not (isinstance(self.backup_every, int) and self.backup_every >= 1):
-            raise ValueError(f"backup_every must be 'epoch' or an int >= 1, got {self.backup_every!r}")
+        if not (isinstance(self.backup_every, int) and self.backup_every >= 1):
+            raise ValueError(f"backup_every must be an int >= 1, got {self.backup_every!r}")
         for name in ("steps_per_epoch", "validation_steps"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -184,92 +189,12 @@ def atomic_save_model(model: keras.Model, path: str | os.PathLike) -> Path:
     if not str(path).endswith(".keras"):
         raise ValueError(f"a Keras model file must end in .keras, got {path}")
     # Keras insists on the .keras suffix, so the temporary name keeps it.
-    return atomic_replace(path, lambda tmp: model.save(tmp, overwrite=True), suffix=".tmp.keras")
 
+    def save(tmp: Path) -> None:
+        model.save(tmp, overwrite=True)
+        faults.reached("model-save")  # tests: a kill -9 here leaves the temporary file, never a half model
 
-def check_output_folder(out_dir: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Creates `out_dir` if needed and proves it writable, before any long work starts.
-
-    Args:
-        out_dir: The folder a training run will write.
-        overwrite: Allow a folder holding a finished model (a metrics.json). Nothing is removed
-            here: the caller removes the old metrics.json once its run starts writing (after the
-            data loaded), so a run that fails early leaves the old model whole.
-
-    Raises:
-        OutputFolderError: The folder cannot be created or written, or holds a finished model and
-            `overwrite` is False.
-
-    Example:
-
-    >>> import pathlib, tempfile
-    >>> from nlp_lstm.training import OutputFolderError, check_output_folder
-    >>> out = check_output_folder(pathlib.Path(tempfile.mkdtemp()) / "run")
-    >>> _ = (out / "metrics.json").write_text("{}")
-    >>> try:
-    ...     check_output_folder(out)
-    ... except OutputFolderError as error:
-    ...     print("refused")
-    refused
-    """
-    out = Path(out_dir).expanduser()
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=out, prefix=".write-test-")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as error:
-        raise OutputFolderError(
-            f"cannot write to the output folder {out} ({error.strerror or error}); pass --out with a "
-            f"folder you can write to"
-        ) from error
-    if (out / METRICS_FILE).exists() and not has_backup(out) and not overwrite:
-        raise OutputFolderError(
-            f"{out} already holds a trained model ({METRICS_FILE} is there); pass --out with another "
-            f"folder, or --overwrite to replace it"
-        )
-    return out
-
-
-def has_backup(out_dir: str | os.PathLike) -> bool:
-    """Whether `out_dir` holds the backup of an interrupted `fit` (which the next `fit` resumes)."""
-    backup = Path(out_dir) / BACKUP_DIR
-    return backup.is_dir() and any(backup.iterdir())
-
-
-def start_run(out_dir: str | os.PathLike, overwrite: bool, same_run: Callable[[Path], bool]) -> tuple[Path, bool]:
-    """Checks the output folder of a training run and says whether the run resumes an interrupted one.
-
-    Args:
-        out_dir: The model folder to write.
-        overwrite: Replace a finished model, or an interrupted run of other options, in `out_dir`.
-        same_run: Whether the folder's config.json describes this very run (so its backup may resume).
-
-    Returns (folder, resuming). Raises OutputFolderError for a folder that cannot be written, one that
-    holds a finished model (unless `overwrite`), or one with an interrupted run of other options.
-    Nothing in the folder changes until `begin_writing`.
-    """
-    out = check_output_folder(out_dir, overwrite)
-    resuming = has_backup(out)
-    if resuming and not same_run(out):
-        if not overwrite:
-            raise OutputFolderError(
-                f"{out} holds an interrupted training run with other options; rerun it with the options "
-                f"in {out / CONFIG_FILE}, or pass --overwrite to start over, or --out another folder"
-            )
-        resuming = False
-    return out, resuming
-
-
-def begin_writing(out: Path, resuming: bool) -> None:
-    """The folder starts to change: drops the backup of a run being replaced and the old metrics.json.
-
-    metrics.json marks a finished model, so it goes first: a run killed from here on leaves a folder
-    that the next run resumes or refuses, never a half-trained model that looks finished.
-    """
-    if has_backup(out) and not resuming:
-        shutil.rmtree(out / BACKUP_DIR)
-    (out / METRICS_FILE).unlink(missing_ok=True)
+    return atomic_replace(path, save, suffix=".tmp.keras")
 
 
 def run_vocabulary(
@@ -292,6 +217,7 @@ def worker_folder(out_dir: str | os.PathLike, role: Role) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise OutputFolderError(f"cannot write the worker folder {folder} ({error.strerror or error})") from error
+    lock_folder(folder)
     return folder
 
 
@@ -317,12 +243,13 @@ def cluster_vocabulary(
     if role.chief:
         vectorizer = run_vocabulary(out, resuming, build)
         plan = json.dumps({"vocabulary": (out / VOCABULARY_FILE).read_text(encoding="utf-8"),
-                           "resume_epoch": _backed_up_epoch(out) if resuming else None})  # fmt: skip
+                           "resume_epoch": _backed_up_epoch(out) if resuming else None,
+                           "backup": str((out / BACKUP_DIR).absolute())})  # fmt: skip
     shared = json.loads(share_from_chief(strategy, plan))
     if role.chief:
         return vectorizer
     atomic_write_text(out / VOCABULARY_FILE, shared["vocabulary"])
-    _line_up_backup(Path(out_dir).expanduser() / BACKUP_DIR, out, shared["resume_epoch"], role)
+    _line_up_backup(Path(shared["backup"]), out, shared["resume_epoch"], role)
     return vectorizer_from_vocabulary(load_vocabulary(out / VOCABULARY_FILE), VectorizerConfig(None))
 
 
@@ -347,11 +274,59 @@ def _line_up_backup(chief_backup: Path, out: Path, epoch: int | None, role: Role
 
 
 def _backed_up_epoch(out_dir: Path) -> int:
-    """The epoch BackupAndRestore will resume at (its training_metadata.json), 0 if unknown."""
-    try:
-        return int(json.loads((out_dir / BACKUP_DIR / "training_metadata.json").read_text())["epoch"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return 0
+    """The epoch a resumed run starts at (the backup's state.json), 0 if unknown."""
+    state = _Backup(out_dir).read()
+    return int(state["epoch"]) if state else 0
+
+
+class _Backup:
+    """The training state in `folder/backup/`: weights-<n>.weights.h5 (the model's weights and the
+    optimizer's) and state.json, which names the weights file and says where training stands:
+
+        {"weights": "weights-3.weights.h5", "epoch": 2, "step": 0, "recorded": false,
+         "logs": {...}, "finished": false}
+
+    `epoch` epochs are complete and `step` batches of the next; at an epoch's end, step is 0, `logs`
+    are that epoch's and `recorded` says whether its checkpoint, history row and curves are written.
+    Writes are atomic: the weights go to a new file, then state.json is replaced to name it (a kill
+    in between leaves the old state whole), then older weight files are deleted.
+    """
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder) / BACKUP_DIR
+
+    def read(self) -> dict[str, Any] | None:
+        try:
+            state = json.loads((self.folder / BACKUP_STATE_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(state, dict) or not (self.folder / str(state.get("weights"))).is_file():
+            return None
+        return state
+
+    def save(self, model: keras.Model, **state: Any) -> None:
+        previous = self.read()
+        number = int(previous.get("number", 0)) + 1 if previous else 1
+        name = f"weights-{number}.weights.h5"
+        atomic_replace(self.folder / name, lambda tmp: model.save_weights(tmp), suffix=".tmp.weights.h5")
+        atomic_write_json(self.folder / BACKUP_STATE_FILE, {**state, "weights": name, "number": number})
+        for old in self.folder.glob("weights-*.weights.h5"):
+            if old.name != name:
+                old.unlink(missing_ok=True)
+
+    def mark(self, **changes: Any) -> None:
+        """Updates state.json's fields (the weights stay)."""
+        state = self.read()
+        if state is not None:
+            atomic_write_json(self.folder / BACKUP_STATE_FILE, {**state, **changes})
+
+    def restore(self, model: keras.Model, state: dict[str, Any]) -> None:
+        """Loads the backed-up weights and optimizer state into `model`."""
+        strategy = getattr(model, "_distribute_strategy", None) or tf.distribute.get_strategy()
+        with strategy.scope():
+            if model.optimizer is not None and not model.optimizer.built:
+                model.optimizer.build(model.trainable_variables)
+            model.load_weights(self.folder / state["weights"])
 
 
 def _read_history(path: Path) -> list[dict[str, str]]:
@@ -361,8 +336,24 @@ def _read_history(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(file))
 
 
+def _write_history_row(path: Path, epoch: int, logs: Mapping[str, Any]) -> None:
+    """Writes the row of `epoch` into history.csv, dropping the rows of that epoch and later ones first
+    (a resumed run records each epoch once, however often it was begun)."""
+    rows = [row for row in _read_history(path) if int(float(row["epoch"])) < epoch]
+    rows.append({"epoch": str(epoch), **{key: repr(float(value)) for key, value in logs.items()}})
+    names = list(dict.fromkeys(key for row in rows for key in row))
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as file:
+            writer = csv.DictWriter(file, fieldnames=names, restval="")
+            writer.writeheader()
+            writer.writerows(rows)
+
+    atomic_replace(path, write)
+
+
 def _keep_history_before(path: Path, epoch: int) -> None:
-    """Drops history rows of epochs >= `epoch` (a kill between the CSV row and the backup leaves one)."""
+    """Drops history rows of epochs >= `epoch` (rows of epochs a resumed run trains again)."""
     rows = _read_history(path)
     kept = [row for row in rows if int(float(row["epoch"])) < epoch]
     if len(kept) == len(rows):
@@ -419,21 +410,12 @@ def plot_history(history_csv: str | os.PathLike, png: str | os.PathLike) -> Path
     return atomic_replace(png, lambda tmp: figure.savefig(tmp, format="png", dpi=80), suffix=".tmp.png")
 
 
-class _EpochTimer(keras.callbacks.Callback):
-    """Adds `epoch_time_s` to the epoch's logs (so history.csv adds up the time across resumes)."""
-
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self.start = time.perf_counter()
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        if logs is not None:
-            logs["epoch_time_s"] = time.perf_counter() - self.start
-
-
 class _AtomicBestCheckpoint(keras.callbacks.Callback):
     """Saves the model atomically whenever `monitor` improves on the best so far (kept in a JSON file).
 
-    ModelCheckpoint writes its file in place, so a kill mid-save would destroy the best model.
+    ModelCheckpoint writes its file in place, so a kill mid-save would destroy the best model. The
+    record names the vocabulary the model was saved with (its hash), so that a loader can tell a model
+    from one run beside a vocabulary from another.
     """
 
     def __init__(self, path: Path, record: Path, monitor: str, mode: str, best: float | None):
@@ -460,7 +442,88 @@ class _AtomicBestCheckpoint(keras.callbacks.Callback):
         if self._improves(value):
             atomic_save_model(self.model, self.path)
             self.best, self.best_epoch = value, epoch
-            atomic_write_json(self.record, {"monitor": self.monitor, "best": value, "epoch": epoch})
+            record = {"monitor": self.monitor, "best": value, "epoch": epoch}
+            vocabulary = self.path.parent / VOCABULARY_FILE
+            if vocabulary.exists():
+                record[VOCABULARY_HASH_KEY] = vocabulary_sha256(vocabulary)
+            atomic_write_json(self.record, record)
+
+
+def _non_finite(logs: Mapping[str, Any] | None, names: Sequence[str] | None = None) -> tuple[str, float] | None:
+    """The first logged value of `names` (default: all) that is NaN or infinite, as (name, value)."""
+    for name, value in (logs or {}).items():
+        if (names is None or name in names) and isinstance(value, (int, float)) and not math.isfinite(value):
+            return name, float(value)
+    return None
+
+
+class _Recorder(keras.callbacks.Callback):
+    """The run's own bookkeeping, first among the callbacks.
+
+    Each step: stops training if the loss is NaN or infinite (before a backup could keep it), and backs
+    up the training state every `backup_every` steps. Each epoch's end: times the epoch, checks its
+    logs, backs it up with its logs (state "recorded": false), then records it: best checkpoint,
+    history row, curves (`record`, which a resumed run calls for an epoch backed up but not recorded).
+    """
+
+    def __init__(self, out: Path, backup: _Backup, backup_every: int, checkpoint: _AtomicBestCheckpoint | None):
+        super().__init__()
+        self.out, self.backup, self.backup_every, self.checkpoint = out, backup, backup_every, checkpoint
+        self.epoch, self.start = 0, time.perf_counter()
+
+    def set_model(self, model: keras.Model) -> None:
+        super().set_model(model)
+        if self.checkpoint is not None:
+            self.checkpoint.set_model(model)
+
+    def _diverged(self, name: str, value: float, where: str) -> TrainingDiverged:
+        return TrainingDiverged(
+            f"the training {name} became {value} {where}; training stopped, and the last good backup and "
+            f"model.keras stay in {self.out}: lower --learning-rate and train again (with --overwrite)"
+        )
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch, self.start = epoch, time.perf_counter()
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        bad = _non_finite(logs, ("loss",))
+        if bad:
+            raise self._diverged(*bad, f"at epoch {self.epoch + 1}, step {batch + 1}")
+        faults.reached(f"step:{self.epoch}:{batch}")
+        done, steps = batch + 1, self.params.get("steps")
+        if done % self.backup_every == 0 and (steps is None or done < steps):  # the epoch's end backs up anyway
+            self.backup.save(self.model, epoch=self.epoch, step=done, recorded=True, finished=False)
+            faults.reached("step-backup")
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs if logs is not None else {}
+        logs["epoch_time_s"] = time.perf_counter() - self.start
+        bad = _non_finite(logs)
+        if bad:
+            raise self._diverged(*bad, f"at the end of epoch {epoch + 1}")
+        values = {key: float(value) for key, value in logs.items() if isinstance(value, (int, float))}
+        self.backup.save(self.model, epoch=epoch + 1, step=0, recorded=False, logs=values, finished=False)
+        self.record(epoch, values)
+
+    def record(self, epoch: int, logs: Mapping[str, float]) -> None:
+        """Writes what an epoch leaves in the folder (on the chief): best checkpoint, history row, curves."""
+        if self.checkpoint is None:
+            return
+        self.checkpoint.on_epoch_end(epoch, dict(logs))
+        _write_history_row(self.out / HISTORY_FILE, epoch, logs)
+        plot_history(self.out / HISTORY_FILE, self.out / CURVES_FILE)
+
+
+class _Commit(keras.callbacks.Callback):
+    """Last among the callbacks: marks the epoch's backup recorded, and finished when training stops."""
+
+    def __init__(self, backup: _Backup):
+        super().__init__()
+        self.backup = backup
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        finished = bool(self.model.stop_training) or epoch + 1 >= self.params["epochs"]
+        self.backup.mark(recorded=True, finished=finished)
 
 
 class _TimeBudget(keras.callbacks.Callback):
@@ -484,17 +547,6 @@ class _TimeBudget(keras.callbacks.Callback):
                 f"of {self.budget_s / 60:.0f} min",
                 file=sys.stderr,
             )
-
-
-class _PlotCurves(keras.callbacks.Callback):
-    """Redraws curves.png from history.csv after every epoch (after CSVLogger has written its row)."""
-
-    def __init__(self, history_csv: Path, png: Path):
-        super().__init__()
-        self.history_csv, self.png = history_csv, png
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        plot_history(self.history_csv, self.png)
 
 
 def _tensorboard_installed() -> bool:
@@ -536,20 +588,24 @@ def fit(
 
     Rerunning the same code after the process was killed (even kill -9, mid-epoch) resumes from
     `out_dir/backup/`. Without a backup, the run starts fresh and replaces the files listed at the
-    top of this module.
+    top of this module. The backup stays when `fit` returns (a rerun then trains nothing): the app
+    deletes it once its results are saved (`run_folder.finish_run`).
 
     Args:
         model: A compiled model, built (e.g. a functional model), logging `config.monitor`.
         train_ds: Batches of (inputs, targets) for training.
         val_ds: Batches of (inputs, targets) for validation.
-        out_dir: The output folder (see `check_output_folder`).
+        out_dir: The output folder; this process takes its lock (`run_folder.lock_folder`).
         config: Epochs, seed, what to monitor, how often to back up.
-        callbacks: More Keras callbacks, run after this module's own and before the backup.
+        callbacks: More Keras callbacks, run after this module's own and before the backup is committed.
         chief: False for the other workers of a multi-worker run: they train in step with the chief
             (same epochs, same early stop) but write nothing to `out_dir` except their backup.
 
     Returns:
         A FitResult; `model` holds the weights of the best checkpoint.
+
+    Raises:
+        TrainingDiverged: The loss became NaN or infinite.
 
     Example (``model``, ``train_ds``, ``val_ds``: a tiny model and data the test makes):
 
@@ -558,70 +614,86 @@ def fit(
     >>> out = pathlib.Path(tempfile.mkdtemp())
     >>> result = fit(model, train_ds, val_ds, out, FitConfig(epochs=2, verbose=0, tensorboard=False))
     >>> result.epochs_done, result.resumed, sorted(p.name for p in out.iterdir())
-    (2, False, ['checkpoint.json', 'curves.png', 'history.csv', 'model.keras'])
+    (2, False, ['backup', 'checkpoint.json', 'curves.png', 'history.csv', 'model.keras'])
     """
     start = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    lock_folder(out)
+    remove_stale_temporaries(out)
     if config.dry_run:
         config = replace(config, epochs=1, steps_per_epoch=1, validation_steps=1)
     keras.utils.set_random_seed(config.seed)
     checkpoint, record = out / MODEL_FILE, out / CHECKPOINT_FILE
     history_csv, logs_dir = out / HISTORY_FILE, out / LOGS_DIR
-    resuming = has_backup(out)
-    initial_epoch = _backed_up_epoch(out) if resuming else 0  # where BackupAndRestore will start
-    best = None
-    if chief and resuming:
-        _keep_history_before(history_csv, initial_epoch)
-        try:
-            saved = json.loads(record.read_text(encoding="utf-8"))
-            best = float(saved["best"]) if saved.get("monitor") == config.monitor else None
-        except (OSError, ValueError, KeyError, TypeError):
-            best = None
-    elif chief:
-        # A fresh start: nothing of an earlier run may mix into this one's history and logs.
-        for stale in (history_csv, record):
-            stale.unlink(missing_ok=True)
-        shutil.rmtree(logs_dir, ignore_errors=True)
+    train = _limited(train_ds, config.steps_per_epoch)
+    val = _limited(val_ds, config.validation_steps)
+    steps = int(train.cardinality())
 
-    own: list[keras.callbacks.Callback] = [_EpochTimer()]
-    if chief:
-        own.append(_AtomicBestCheckpoint(checkpoint, record, config.monitor, config.mode, best))
+    backup = _Backup(out)
+    best_checkpoint = _AtomicBestCheckpoint(checkpoint, record, config.monitor, config.mode, None) if chief else None
+    recorder = _Recorder(out, backup, config.backup_every, best_checkpoint)
+    recorder.set_model(model)
+    state = backup.read()
+    initial_epoch, finished = 0, False
+    if state is None:
+        shutil.rmtree(out / BACKUP_DIR, ignore_errors=True)  # none, or unreadable: start afresh
+        if chief:  # nothing of an earlier run may mix into this one's history and logs
+            for stale in (history_csv, record):
+                stale.unlink(missing_ok=True)
+            shutil.rmtree(logs_dir, ignore_errors=True)
+    else:
+        backup.restore(model, state)
+        initial_epoch, finished = int(state["epoch"]), bool(state.get("finished"))
+        if steps > 0:  # an interrupted epoch runs again in full: its steps count from the epoch's start
+            model.optimizer.iterations.assign(initial_epoch * steps)
+        if chief:
+            try:
+                saved = json.loads(record.read_text(encoding="utf-8"))
+                best_checkpoint.best = float(saved["best"]) if saved.get("monitor") == config.monitor else None
+            except (OSError, ValueError, KeyError, TypeError):
+                best_checkpoint.best = None
+            recorded = bool(state.get("recorded"))
+            _keep_history_before(history_csv, initial_epoch if recorded else initial_epoch - 1)
+            if not recorded:  # killed while recording its last epoch: finish that, do not train it again
+                recorder.record(initial_epoch - 1, state.get("logs") or {})
+        backup.mark(recorded=True, finished=finished or initial_epoch >= config.epochs)
+
+    own: list[keras.callbacks.Callback] = [recorder]
     if config.patience is not None:  # on every worker: the validation metrics are the cluster's, so all stop together
         own.append(
             keras.callbacks.EarlyStopping(
                 monitor=config.monitor, mode=config.mode, patience=config.patience, restore_best_weights=True
             )
         )
-    if chief:
-        own += [keras.callbacks.CSVLogger(str(history_csv), append=resuming), _PlotCurves(history_csv, out / CURVES_FILE)]
     if config.max_minutes is not None:  # the apps refuse it in a cluster, where clocks would disagree
-        own.append(_TimeBudget(config.max_minutes * 60, training_time_s(out) if resuming else 0.0))
+        own.append(_TimeBudget(config.max_minutes * 60, training_time_s(out) if state else 0.0))
     if chief and config.tensorboard and _tensorboard_installed():
         own.append(keras.callbacks.TensorBoard(str(logs_dir), write_graph=False, profile_batch=0))
-    # Last, so that an epoch's backup is written only after everything above has recorded that epoch.
-    backup = keras.callbacks.BackupAndRestore(
-        str(out / BACKUP_DIR), save_freq=config.backup_every, double_checkpoint=True, delete_checkpoint=True
-    )
-    verbose = config.progress_display()
-    keras_history = model.fit(
-        _limited(train_ds, config.steps_per_epoch),
-        validation_data=_limited(val_ds, config.validation_steps),
-        epochs=config.epochs,
-        callbacks=[*own, *callbacks, backup],
-        verbose=verbose,
-        shuffle=False,  # a tf.data pipeline shuffles itself; Keras would only warn
-    )
+    history: dict[str, list[float]] = {}
+    epochs_run = 0
+    if not finished and initial_epoch < config.epochs:
+        keras_history = model.fit(
+            train,
+            validation_data=val,
+            epochs=config.epochs,
+            initial_epoch=initial_epoch,
+            callbacks=[*own, *callbacks, _Commit(backup)],
+            verbose=config.progress_display(),
+            shuffle=False,  # a tf.data pipeline shuffles itself; Keras would only warn
+        )
+        history = {k: [float(v) for v in values] for k, values in keras_history.history.items()}
+        epochs_run = len(keras_history.epoch)
     if chief and record.exists() and checkpoint.exists():  # the record: the checkpoint is of this run (or the resumed one)
         model.load_weights(checkpoint)  # the best weights, whichever run found them
     saved = json.loads(record.read_text(encoding="utf-8")) if chief and record.exists() else {}
-    if chief and not keras_history.epoch:  # resumed after the last epoch: no epoch drew the curves this run
+    if chief and epochs_run == 0:  # resumed after the last epoch: no epoch drew the curves this run
         plot_history(history_csv, out / CURVES_FILE)
     return FitResult(
-        history={k: [float(v) for v in values] for k, values in keras_history.history.items()},
+        history=history,
         initial_epoch=initial_epoch,
-        resumed=resuming,
-        epochs_done=initial_epoch + len(keras_history.epoch),
+        resumed=state is not None,
+        epochs_done=initial_epoch + epochs_run,
         best=saved.get("best"),
         best_epoch=saved.get("epoch"),
         wall_time_s=time.perf_counter() - start,
@@ -675,61 +747,3 @@ def write_metrics_json(path: str | os.PathLike, metrics: Mapping[str, Any], wall
     written = {**metrics, "wall_time_s": round(float(wall_time_s), 3), "machine": machine_info()}
     atomic_write_json(path, written)
     return written
-
-
-def read_model_config(model_dir: str | os.PathLike, app: str | None = None) -> dict[str, Any]:
-    """Reads and checks a model folder's config.json (which must name its "app").
-
-    Args:
-        model_dir: The folder a training run wrote.
-        app: The app it must belong to ("sentiment", "nextword"); None accepts any.
-
-    Raises:
-        ModelFolderError: No such folder, no or unreadable config.json, or another app's model.
-
-    Example:
-
-    >>> import pathlib, tempfile
-    >>> from nlp_lstm.training import ModelFolderError, read_model_config
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
-    >>> _ = (folder / "config.json").write_text('{"app": "nextword"}')
-    >>> read_model_config(folder)["app"]
-    'nextword'
-    >>> try:
-    ...     read_model_config(folder, app="sentiment")
-    ... except ModelFolderError as error:
-    ...     print(str(error).split(":")[0].endswith("not a sentiment model"))
-    True
-    """
-    folder = Path(model_dir).expanduser()
-    if not folder.is_dir():
-        raise ModelFolderError(
-            f"{folder} is not a folder; pass --model with the folder a training run wrote "
-            f"(nlp-lstm train {app or 'sentiment'} --out FOLDER)"
-        )
-    path = folder / CONFIG_FILE
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelFolderError(
-            f"{folder} is not a model folder: it has no {CONFIG_FILE} (a training run writes one)"
-        ) from None
-    except (OSError, ValueError) as error:
-        raise ModelFolderError(f"cannot read {path} ({error}); train the model again") from error
-    if not isinstance(config, dict) or "app" not in config:
-        raise ModelFolderError(f"{path} does not say which app it belongs to (no \"app\"); train the model again")
-    if app is not None and config["app"] != app:
-        raise ModelFolderError(
-            f"{folder} is not a {app} model: its {CONFIG_FILE} says app={config['app']!r}"
-        )
-    return config
-
-
-def require_files(folder: str | os.PathLike, names: Iterable[str]) -> None:
-    """Raises ModelFolderError naming the files of `names` missing from `folder`."""
-    missing = [name for name in names if not (Path(folder) / name).is_file()]
-    if missing:
-        raise ModelFolderError(
-            f"{folder} lacks {', '.join(missing)}: its training did not finish or the files were "
-            f"moved; rerun the train command with --out {folder} to resume or finish it"
-        )

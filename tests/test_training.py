@@ -16,16 +16,15 @@ import keras
 import numpy as np
 import pytest
 
-from tests.process_helpers import kill_once_backed_up
 import tensorflow as tf
 
 from nlp_lstm import training
+from nlp_lstm.run_folder import start_run
 from nlp_lstm.training import (
     FitConfig,
     ModelFolderError,
     OutputFolderError,
     atomic_save_model,
-    check_output_folder,
     fit,
     read_model_config,
 )
@@ -75,8 +74,11 @@ def test_fit_keeps_the_best_epoch_in_the_model_and_its_checkpoint(tmp_path):
         np.testing.assert_array_equal(mine, theirs)
     assert all(float(row["epoch_time_s"]) > 0 for row in rows)
     assert (tmp_path / "curves.png").read_bytes().startswith(b"\x89PNG")
-    assert not (tmp_path / "backup").exists()  # consumed: delete_checkpoint=True
+    state = json.loads((tmp_path / "backup" / "state.json").read_text())
+    assert (state["epoch"], state["finished"]) == (4, True)  # kept until the app has saved its results
     assert result.epochs_done == 4 and not result.resumed
+    again = fit(model, train, val, tmp_path, quiet(epochs=4, patience=None))  # a rerun trains nothing
+    assert (again.epochs_done, again.resumed, again.history) == (4, True, {})
 
 
 def test_same_seed_same_weights(tmp_path):
@@ -117,7 +119,7 @@ def test_best_checkpoint_is_only_replaced_by_a_better_value(tmp_path):
     assert saves == [True, False, False, True, False]
     assert json.loads((tmp_path / "checkpoint.json").read_text()) == {
         "monitor": "val_accuracy", "best": 0.6, "epoch": 3,
-    }  # fmt: skip
+    }  # fmt: skip  (no vocabulary beside it: no hash)
     with pytest.raises(KeyError, match="val_loss"):
         training._AtomicBestCheckpoint(tmp_path / "m.keras", tmp_path / "c.json", "val_loss", "min", None).on_epoch_end(
             0, {"loss": 1.0}
@@ -140,11 +142,15 @@ def test_an_interrupted_save_leaves_the_old_model_whole(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["model.keras"]  # no temporary file left
 
 
+def same(folder):
+    return True
+
+
 def test_output_folder_that_cannot_be_written_fails_before_training(tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
     with pytest.raises(OutputFolderError, match="cannot write to the output folder"):
-        check_output_folder(blocker / "model")
+        start_run(blocker / "model", overwrite=False, same_run=same)
     assert isinstance(OutputFolderError("x"), OSError)  # so the CLI reports it as an OS error
 
 
@@ -155,17 +161,21 @@ def test_read_only_output_folder_is_refused(tmp_path):
     folder.chmod(0o500)
     try:
         with pytest.raises(OutputFolderError, match="cannot write"):
-            check_output_folder(folder)
+            start_run(folder / "model", overwrite=False, same_run=same)
     finally:
         folder.chmod(0o700)
 
 
 def test_a_finished_model_is_not_overwritten_without_asking(tmp_path):
-    (tmp_path / "metrics.json").write_text("{}")
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "metrics.json").write_text("{}")
+    (out / "model.keras").write_text("finished model")
     with pytest.raises(OutputFolderError, match="--overwrite"):
-        check_output_folder(tmp_path)
-    assert check_output_folder(tmp_path, overwrite=True) == tmp_path
-    assert (tmp_path / "metrics.json").exists()  # the caller removes it once it starts writing
+        start_run(out, overwrite=False, same_run=same)
+    plan = start_run(out, overwrite=True, same_run=same)
+    assert plan.replacing and plan.work == tmp_path / ".model.overwrite" and not plan.resuming
+    assert (out / "metrics.json").exists()  # the new run trains beside the old model
 
 
 def test_resume_drops_history_rows_of_epochs_to_be_redone(tmp_path):
@@ -173,6 +183,8 @@ def test_resume_drops_history_rows_of_epochs_to_be_redone(tmp_path):
     path.write_text("epoch,loss\n0,0.9\n1,0.8\n2,0.7\n")
     training._keep_history_before(path, 2)
     assert path.read_text().splitlines() == ["epoch,loss", "0,0.9", "1,0.8"]
+    training._write_history_row(path, 1, {"loss": 0.5})  # an epoch recorded again replaces its row
+    assert path.read_text().splitlines() == ["epoch,loss", "0,0.9", "1,0.5"]
 
 
 def test_read_model_config_says_what_is_wrong(tmp_path):
@@ -188,48 +200,41 @@ def test_read_model_config_says_what_is_wrong(tmp_path):
         read_model_config(tmp_path)
 
 
-# The training a test kills: 8 steps an epoch, a backup every 2 steps; "slow" sleeps after each step
-# so that the kill lands mid-run.
+# The training a test kills: 8 steps an epoch, a backup every 3 steps (and at each epoch's end).
 KILLED_TRAINING = textwrap.dedent(
     """
-    import sys, time
-    sys.path.insert(0, sys.argv[3])
-    import keras
+    import sys
+    sys.path.insert(0, sys.argv[2])
     from test_training import tiny_problem
     from nlp_lstm.training import FitConfig, fit
 
-    class Slow(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            time.sleep(0.05)
-
     model, train, val = tiny_problem()
-    config = FitConfig(epochs=6, patience=None, backup_every=2, verbose=0, tensorboard=False)
-    result = fit(model, train, val, sys.argv[1], config, callbacks=[Slow()] if sys.argv[2] == "slow" else [])
-    print("RESULT", result.initial_epoch, result.epochs_done, flush=True)
+    config = FitConfig(epochs=4, monitor="val_loss", mode="min", patience=None, backup_every=3, verbose=0,
+                       tensorboard=False)
+    result = fit(model, train, val, sys.argv[1], config)
+    print("RESULT", result.initial_epoch, result.epochs_done, int(model.optimizer.iterations), flush=True)
     """
 )
 
 
-def test_rerun_after_kill_9_resumes_instead_of_restarting(tmp_path):
+@pytest.mark.parametrize(
+    "fault, resumes_at",
+    [("step-backup#3", 1), ("step:2:1", 2), ("model-save#2", 2)],
+    ids=["mid-epoch-after-a-step-backup", "early-in-an-epoch", "inside-the-end-of-epoch-save"],
+)
+def test_rerun_after_kill_9_resumes_where_the_backup_stands(tmp_path, fault, resumes_at):
     out = tmp_path / "run"
-    metadata = out / "backup" / "training_metadata.json"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    command = [sys.executable, "-c", KILLED_TRAINING, str(out)]
-    first = subprocess.Popen([*command, "slow", str(Path(__file__).parent)], env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)  # fmt: skip
-    kill_once_backed_up(first, metadata, epoch=2, timeout_s=120)
-    assert first.returncode == -signal.SIGKILL
-    killed_at = json.loads(metadata.read_text())["epoch"]
-    assert killed_at >= 2
-
-    second = subprocess.run([*command, "fast", str(Path(__file__).parent)], env=env, capture_output=True,
-                            text=True, timeout=120)  # fmt: skip
+    command = [sys.executable, "-c", KILLED_TRAINING, str(out), str(Path(__file__).parent)]
+    first = subprocess.run(command, env={**env, "NLP_LSTM_FAULT": fault}, capture_output=True, timeout=120)
+    assert first.returncode == -signal.SIGKILL, first.stderr[-2000:]
+    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert second.returncode == 0, second.stderr[-2000:]
-    initial_epoch, epochs_done = map(int, second.stdout.split("RESULT")[1].split())
-    assert initial_epoch == killed_at  # resumed: did not start again from epoch 0
-    assert epochs_done == 6
-    assert [int(row["epoch"]) for row in history_rows(out)] == [0, 1, 2, 3, 4, 5]  # each epoch once
-    assert not (out / "backup").exists()  # the backup was consumed
+    initial_epoch, epochs_done, steps = map(int, second.stdout.split("RESULT")[1].split())
+    assert (initial_epoch, epochs_done) == (resumes_at, 4)  # did not start again, did not redo a finished epoch
+    assert steps == 4 * 8  # the optimizer's count, and so the learning-rate schedule, ends where it would
+    assert [int(row["epoch"]) for row in history_rows(out)] == [0, 1, 2, 3]  # each epoch once
+    assert not list(out.glob(".*tmp*")) and not list((out / "backup").glob(".*tmp*"))  # no temporary left
 
 
 def test_files_docstring_examples_run():
@@ -258,20 +263,21 @@ def test_atomic_write_keeps_the_old_file_when_the_write_fails(tmp_path):
     assert target.stat().st_mode & 0o777 == 0o644  # readable by a server, not only by its owner
 
 
-def test_a_run_replacing_a_model_drops_its_finished_marker_first(tmp_path):
-    from nlp_lstm.training import OutputFolderError, begin_writing, start_run
+def test_a_run_replacing_an_interrupted_one_trains_beside_its_model(tmp_path):
+    from nlp_lstm.run_folder import begin_writing, finish_run
 
     out = tmp_path / "model"
     (out / "backup").mkdir(parents=True)
-    (out / "backup" / "latest.weights.h5").write_text("interrupted run")
-    (out / "metrics.json").write_text("{}")
-    (out / "model.keras").write_text("finished model")
-    with pytest.raises(OutputFolderError):
+    (out / "backup" / "state.json").write_text("{}")
+    (out / "model.keras").write_text("best model so far")
+    with pytest.raises(OutputFolderError, match="other options"):
         start_run(out, overwrite=False, same_run=lambda folder: False)
-    assert (out / "metrics.json").exists()  # a refusal changes nothing
-    folder, resuming = start_run(out, overwrite=True, same_run=lambda folder: False)
-    assert (folder, resuming) == (out, False)
-    assert (out / "metrics.json").exists() and (out / "backup").exists()  # still nothing changed
-    begin_writing(folder, resuming)
-    assert not (out / "metrics.json").exists() and not (out / "backup").exists()
-    assert (out / "model.keras").read_text() == "finished model"  # replaced only by the new best checkpoint
+    plan = start_run(out, overwrite=True, same_run=lambda folder: False)
+    assert (plan.work, plan.resuming) == (tmp_path / ".model.overwrite", False)
+    begin_writing(plan)
+    assert (out / "model.keras").read_text() == "best model so far" and (out / "backup").exists()  # untouched
+    (plan.work / "model.keras").write_text("new model")
+    (plan.work / "metrics.json").write_text("{}")
+    assert finish_run(plan) == out
+    assert (out / "model.keras").read_text() == "new model" and not (out / "backup").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".model.lock", "model"]  # the old one is gone
