@@ -34,7 +34,7 @@ from typing import Any
 
 from nlp_lstm import __version__
 from nlp_lstm.distribute import add_strategy_arguments, make_strategy, strategy_config_from_args
-from nlp_lstm.run_folder import TrainingDiverged, user_command
+from nlp_lstm.run_folder import TrainingDiverged, unlock_all, user_command
 
 DEFAULT_SENTIMENT_DIR = "saved_models/sentiment"  # = nlp_lstm.sentiment.DEFAULT_MODEL_DIR, without importing TF
 DRY_RUN_LIMIT = 16  # reviews per split in a dry run
@@ -445,6 +445,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"nlp-lstm: error: {error}", file=sys.stderr)
         return 2
+    finally:
+        unlock_all()  # a command run in-process (tests, notebooks) leaves no folder locked
 
 
 if __name__ == "__main__":

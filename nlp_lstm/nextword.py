@@ -70,6 +70,7 @@ from nlp_lstm.text import (
 from nlp_lstm.run_folder import (
     begin_writing,
     check_vocabulary,
+    drop_backup,
     finish_run,
     retrain_hint,
     run_config,
@@ -349,6 +350,7 @@ def train_nextword(
     val_ds = shardable(_windows(corpus.val, vectorizer, config, train=False))
     result = fit(model, train_ds, val_ds, out, fit_config, chief=role.chief)
     if not role.chief:
+        drop_backup(out)
         return {"app": APP, "task": role.task, "epochs": result.epochs_done, "dry_run": fit_config.dry_run}
     train_time = training_time_s(out)
     steps = fit_config.steps_per_epoch if not fit_config.dry_run else 1

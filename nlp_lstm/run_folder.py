@@ -131,6 +131,12 @@ def unlock_folder(folder: str | os.PathLike) -> None:
         os.close(fd)
 
 
+def unlock_all() -> None:
+    """Releases every lock this process holds (the CLI, after each command)."""
+    while _held_locks:
+        os.close(_held_locks.popitem()[1])
+
+
 # ---- starting, resuming, replacing, finishing a run ----
 
 
@@ -208,8 +214,8 @@ def start_run(out_dir: str | os.PathLike, overwrite: bool, same_run: Callable[[P
         overwrite: Replace a finished model, or an interrupted run of other options, in `out_dir`.
         same_run: Whether a folder's config.json describes this very run (so its backup may resume).
 
-    Returns a RunPlan; the lock stays held until the process ends. Nothing in `out_dir` changes here
-    (but for the temporaries of a killed process), and nothing at all until `begin_writing`.
+    Returns a RunPlan; the lock stays held until `finish_run` (or the process's end). Nothing in
+    `out_dir` changes here (but for the temporaries of a killed process) until `begin_writing`.
 
     Raises:
         OutputFolderError: The folder cannot be written, another run writes it, it holds a finished
@@ -217,6 +223,14 @@ def start_run(out_dir: str | os.PathLike, overwrite: bool, same_run: Callable[[P
     """
     out = Path(out_dir).expanduser().absolute()
     lock_folder(out)
+    try:
+        return _plan_run(out, overwrite, same_run)
+    except BaseException:
+        unlock_folder(out)  # refused: the folder is free for the next try
+        raise
+
+
+def _plan_run(out: Path, overwrite: bool, same_run: Callable[[Path], bool]) -> RunPlan:
     _recover_swap(out)
     _probe_writable(out)
     staging = staging_folder(out)
@@ -280,12 +294,18 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(code, f"cannot swap {a} and {b}: {os.strerror(code)}")
 
 
+def drop_backup(folder: str | os.PathLike) -> None:
+    """Deletes the training state of a run whose results are saved (a worker of a cluster calls it alone)."""
+    shutil.rmtree(Path(folder) / BACKUP_DIR, ignore_errors=True)
+
+
 def finish_run(plan: RunPlan) -> Path:
-    """Ends a run whose metrics.json is written: drops its backup and, if it replaced a model, swaps it in.
+    """Ends a run whose metrics.json is written: drops its backup, swaps it in if it replaced a model,
+    and releases the folder's lock.
 
     Returns the model folder (`plan.out`).
     """
-    shutil.rmtree(plan.work / BACKUP_DIR, ignore_errors=True)
+    drop_backup(plan.work)
     if plan.replacing:
         if not _exchange(plan.work, plan.out):
             # Two renames: a kill between them leaves no `out`, which `_recover_swap` repairs at the next start.
@@ -294,6 +314,7 @@ def finish_run(plan: RunPlan) -> Path:
             shutil.rmtree(_retired_folder(plan.out), ignore_errors=True)
         else:
             shutil.rmtree(plan.work, ignore_errors=True)  # now the old model
+    unlock_folder(plan.out)
     return plan.out
 
 

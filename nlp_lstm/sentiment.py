@@ -59,7 +59,15 @@ from nlp_lstm.text import (
     token_id_rows,
     vectorizer_from_vocabulary,
 )
-from nlp_lstm.run_folder import begin_writing, check_vocabulary, finish_run, retrain_hint, run_config, start_run
+from nlp_lstm.run_folder import (
+    begin_writing,
+    check_vocabulary,
+    drop_backup,
+    finish_run,
+    retrain_hint,
+    run_config,
+    start_run,
+)
 from nlp_lstm.training import (
     CONFIG_FILE,
     METRICS_FILE,
@@ -662,6 +670,7 @@ def train_sentiment(
     model = prepare_model(model, strategy)
     result = fit(model, train_batches, batches(splits.val, False), out, fit_config, callbacks, role.chief)
     if not role.chief:
+        drop_backup(out)
         return {"app": APP, "task": role.task, "epochs": result.epochs_done, "dry_run": fit_config.dry_run}
 
     # The decision threshold, from validation only; then test, once.

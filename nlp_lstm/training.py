@@ -498,6 +498,8 @@ class _Recorder(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs if logs is not None else {}
         logs["epoch_time_s"] = time.perf_counter() - self.start
+        if getattr(self.model, "optimizer", None) is not None:  # where the schedule stands (a resume must end alike)
+            logs.setdefault("learning_rate", float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
         bad = _non_finite(logs)
         if bad:
             raise self._diverged(*bad, f"at the end of epoch {epoch + 1}")
@@ -595,7 +597,7 @@ def fit(
         model: A compiled model, built (e.g. a functional model), logging `config.monitor`.
         train_ds: Batches of (inputs, targets) for training.
         val_ds: Batches of (inputs, targets) for validation.
-        out_dir: The output folder; this process takes its lock (`run_folder.lock_folder`).
+        out_dir: The output folder; the caller holds its lock (`run_folder.start_run`), if others may write it.
         config: Epochs, seed, what to monitor, how often to back up.
         callbacks: More Keras callbacks, run after this module's own and before the backup is committed.
         chief: False for the other workers of a multi-worker run: they train in step with the chief
@@ -619,7 +621,6 @@ def fit(
     start = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    lock_folder(out)
     remove_stale_temporaries(out)
     if config.dry_run:
         config = replace(config, epochs=1, steps_per_epoch=1, validation_steps=1)

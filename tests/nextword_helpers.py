@@ -12,6 +12,7 @@ import tensorflow as tf
 from nlp_lstm.nextword import VOCABULARY_FILE, CorpusConfig, NextWordConfig, _folder_config, dry_run_config
 from nlp_lstm.nextword_model import build_nextword_model
 from nlp_lstm.text import BOUNDARY_TOKEN, VectorizerConfig, build_vectorizer, save_vocabulary
+from nlp_lstm.run_folder import run_config
 from nlp_lstm.training import CONFIG_FILE, MODEL_FILE, atomic_save_model, atomic_write_json
 
 TOY_TEXTS = [
@@ -49,5 +50,5 @@ def write_model_folder(folder: Path, num_layers: int = 1, units: int = 8, seed: 
     save_vocabulary(vocabulary, folder / VOCABULARY_FILE)
     atomic_save_model(model, folder / MODEL_FILE)
     corpus = CorpusConfig(files=("corpus.txt",))
-    atomic_write_json(folder / CONFIG_FILE, _folder_config(config, corpus, len(vocabulary)))
+    atomic_write_json(folder / CONFIG_FILE, run_config(_folder_config(config, corpus, len(vocabulary)), folder, None))
     return folder

@@ -6,7 +6,6 @@ import argparse
 import doctest
 import io
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -16,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.process_helpers import kill_once_backed_up
 
 from nlp_lstm import cli
 from nlp_lstm.cli import build_parser, main
@@ -243,33 +241,6 @@ def test_bench_script_dry_run(trained, tmp_path, capsys):
     assert bench["main"](["--data", str(trained[0]), "--dry-run", "--out", str(tmp_path / "bench")]) == 0
     out = capsys.readouterr().out
     assert re.search(r"test accuracy\s+[01]\.\d{4}", out) and "tokens/s" in out
-
-
-@pytest.mark.slow
-def test_rerunning_the_train_command_after_kill_9_resumes(tmp_path, aclimdb_writer, tiny_files):
-    """The real command, in a subprocess, killed mid-run; the same command again resumes."""
-    files = dict(tiny_files)
-    for i in range(300):  # 300 more reviews: epochs long enough to be killed in
-        files[f"train/{'pos' if i % 2 else 'neg'}/{100 + i}_{7 if i % 2 else 2}.txt"] = (
-            f"review {i} {'great wonderful' if i % 2 else 'awful boring'} film " * 5
-        ).encode()
-    acl_imdb = aclimdb_writer(tmp_path, files)
-    out = tmp_path / "model"
-    command = ["nlp-lstm", "train", "sentiment", "--data", str(acl_imdb), "--out", str(out), "--epochs", "30",
-               "--patience", "30", "--max-tokens", "200", "--embedding-dim", "8", "--units", "4",
-               "--batch-size", "8", "--max-length", "32", "--backup-every", "5"]  # fmt: skip
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    metadata = out / "backup" / "training_metadata.json"
-    kill_once_backed_up(first, metadata, epoch=2, timeout_s=300)
-    resumed_at = json.loads(metadata.read_text())["epoch"]
-    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-    assert second.returncode == 0, second.stderr[-3000:]
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["resumed_at_epoch"] == resumed_at >= 2
-    epochs = [int(line.split(",")[0]) for line in (out / "history.csv").read_text().splitlines()[1:]]
-    assert epochs == list(range(len(epochs))) and len(epochs) == metrics["epochs"]
-    assert not (out / "backup").exists()
 
 
 def test_bench_cell_dry_run_times_each_layer_and_the_products_alone(capsys):

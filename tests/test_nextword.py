@@ -206,7 +206,7 @@ def test_train_on_corpus_files_through_the_cli(tmp_path, capsys):
 def test_an_interrupted_run_of_other_options_is_not_resumed(tmp_path):
     out = tmp_path / "model"
     (out / "backup").mkdir(parents=True)
-    (out / "backup" / "x").write_text("state")
+    (out / "backup" / "state.json").write_text("{}")
     (out / "config.json").write_text(json.dumps({"app": "nextword", "nextword": {"units": 3}, "corpus": {}}))
     with pytest.raises(OutputFolderError, match="interrupted training run with other options"):
         train_nextword(CorpusConfig(files=("unread.txt",)), nextword.dry_run_config(), str(out))

@@ -235,7 +235,7 @@ def test_evaluate_predict_and_export_reuse_the_saved_vocabulary(trained, monkeyp
         (lambda folder: (folder / "vocabulary.txt").unlink(), "lacks vocabulary.txt"),
         (lambda folder: (folder / "model.keras").write_bytes(b"not a zip at all"), "damaged"),
         (lambda folder: (folder / "model.keras").write_bytes((folder / "model.keras").read_bytes()[:500]), "damaged"),
-        (lambda folder: (folder / "vocabulary.txt").write_text("\n[UNK]\nfilm\n"), "different training runs"),
+        (lambda folder: (folder / "vocabulary.txt").write_text("\n[UNK]\nfilm\n"), "not the vocabulary this model was trained with"),
         (
             lambda folder: (folder / "config.json").write_text(json.dumps({"app": "nextword"})),
             "not a sentiment model",
@@ -262,10 +262,10 @@ def test_failed_or_refused_training_leaves_the_saved_model_untouched(model_copy,
 def test_an_interrupted_run_with_other_options_is_not_resumed(model_copy, tmp_path):
     (model_copy / "metrics.json").unlink()
     (model_copy / "backup").mkdir()
-    (model_copy / "backup" / "training_metadata.json").write_text('{"epoch": 1, "batch": 0}')
+    (model_copy / "backup" / "state.json").write_text('{"epoch": 1, "step": 0}')
     with pytest.raises(OutputFolderError, match="interrupted training run with other options"):
         train_sentiment(quiet_data(tmp_path / "unused"), dry_run_config(SentimentConfig(units=5)), model_copy)
-    assert (model_copy / "backup" / "training_metadata.json").exists()
+    assert (model_copy / "backup" / "state.json").exists()
 
 
 def test_a_folder_written_by_an_older_version_still_resumes(tmp_path, monkeypatch):

@@ -6,10 +6,6 @@ import csv
 import doctest
 import json
 import os
-import signal
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import keras
@@ -198,43 +194,6 @@ def test_read_model_config_says_what_is_wrong(tmp_path):
     (tmp_path / "config.json").write_text('{"units": 3}')
     with pytest.raises(ModelFolderError, match="which app"):
         read_model_config(tmp_path)
-
-
-# The training a test kills: 8 steps an epoch, a backup every 3 steps (and at each epoch's end).
-KILLED_TRAINING = textwrap.dedent(
-    """
-    import sys
-    sys.path.insert(0, sys.argv[2])
-    from test_training import tiny_problem
-    from nlp_lstm.training import FitConfig, fit
-
-    model, train, val = tiny_problem()
-    config = FitConfig(epochs=4, monitor="val_loss", mode="min", patience=None, backup_every=3, verbose=0,
-                       tensorboard=False)
-    result = fit(model, train, val, sys.argv[1], config)
-    print("RESULT", result.initial_epoch, result.epochs_done, int(model.optimizer.iterations), flush=True)
-    """
-)
-
-
-@pytest.mark.parametrize(
-    "fault, resumes_at",
-    [("step-backup#3", 1), ("step:2:1", 2), ("model-save#2", 2)],
-    ids=["mid-epoch-after-a-step-backup", "early-in-an-epoch", "inside-the-end-of-epoch-save"],
-)
-def test_rerun_after_kill_9_resumes_where_the_backup_stands(tmp_path, fault, resumes_at):
-    out = tmp_path / "run"
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    command = [sys.executable, "-c", KILLED_TRAINING, str(out), str(Path(__file__).parent)]
-    first = subprocess.run(command, env={**env, "NLP_LSTM_FAULT": fault}, capture_output=True, timeout=120)
-    assert first.returncode == -signal.SIGKILL, first.stderr[-2000:]
-    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
-    assert second.returncode == 0, second.stderr[-2000:]
-    initial_epoch, epochs_done, steps = map(int, second.stdout.split("RESULT")[1].split())
-    assert (initial_epoch, epochs_done) == (resumes_at, 4)  # did not start again, did not redo a finished epoch
-    assert steps == 4 * 8  # the optimizer's count, and so the learning-rate schedule, ends where it would
-    assert [int(row["epoch"]) for row in history_rows(out)] == [0, 1, 2, 3]  # each epoch once
-    assert not list(out.glob(".*tmp*")) and not list((out / "backup").glob(".*tmp*"))  # no temporary left
 
 
 def test_files_docstring_examples_run():
