@@ -198,6 +198,15 @@ def _probe_writable(folder: Path) -> None:
         ) from error
 
 
+def _saved_command(folder: Path) -> str | None:
+    """The command line that started the run in `folder` (config.json's "command"), if it says."""
+    try:
+        command = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8")).get("command")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return command if isinstance(command, str) and command else None
+
+
 def _recover_swap(out: Path) -> None:
     """Completes or undoes a swap that was cut between its two renames (where no atomic exchange exists)."""
     retired, staging = _retired_folder(out), staging_folder(out)
@@ -242,8 +251,9 @@ def _plan_run(out: Path, overwrite: bool, same_run: Callable[[Path], bool]) -> R
             return RunPlan(out, out, resuming=True)
         if not overwrite:
             raise OutputFolderError(
-                f"{out} holds an interrupted training run with other options; rerun it with the options "
-                f"in {out / CONFIG_FILE}, or pass --overwrite to start over, or --out another folder"
+                f"{out} holds an interrupted training run with other options; resume it with "
+                f"{_saved_command(out) or 'the options in ' + str(out / CONFIG_FILE)}, or pass --overwrite to "
+                f"start over, or --out another folder"
             )
     elif finished and not overwrite:
         pending = has_backup(staging) and same_run(staging)

@@ -214,9 +214,11 @@ def test_an_interrupted_run_of_other_options_is_not_resumed(tmp_path):
 
 def test_bad_model_folders_say_why(tmp_path):
     folder = write_model_folder(tmp_path / "m")
+    vocabulary = (folder / "vocabulary.txt").read_bytes()
     (folder / "vocabulary.txt").write_text("\n[UNK]\n[BOS]\nonly\n", encoding="utf-8")
-    with pytest.raises(ModelFolderError, match="different training runs"):
+    with pytest.raises(ModelFolderError, match="not the vocabulary this model was trained with"):
         load_nextword_folder(str(folder))
+    (folder / "vocabulary.txt").write_bytes(vocabulary)
     (folder / "model.keras").write_bytes(b"not a zip")
     with pytest.raises(ModelFolderError, match="damaged"):
         load_nextword_folder(str(folder))
