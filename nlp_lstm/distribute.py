@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -79,8 +80,8 @@ class StrategyConfig:
             raise StrategyError(f"unknown strategy {self.name!r}; choose one of {', '.join(STRATEGIES)}")
         if self.devices and self.name != "mirrored":
             raise StrategyError(f"--devices goes with --strategy mirrored, not {self.name!r}")
-        if self.cluster_timeout_s <= 0:
-            raise StrategyError(f"the cluster timeout must be > 0 seconds, got {self.cluster_timeout_s}")
+        if not 0 < self.cluster_timeout_s < math.inf:  # NaN fails this too
+            raise StrategyError(f"the cluster timeout must be a finite number > 0 of seconds, got {self.cluster_timeout_s}")
         object.__setattr__(self, "devices", tuple(_device_name(device) for device in self.devices))
 
 

@@ -206,7 +206,7 @@ def test_strategy_config_checks_its_fields() -> None:
         StrategyConfig("tpu")
     with pytest.raises(StrategyError, match="--devices goes with --strategy mirrored"):
         StrategyConfig("multiworker", ("GPU:0",))
-    with pytest.raises(StrategyError, match="must be > 0"):
+    with pytest.raises(StrategyError, match="must be a finite number > 0"):
         StrategyConfig("multiworker", cluster_timeout_s=0)
 
 

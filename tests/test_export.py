@@ -84,8 +84,12 @@ def test_export_serves_with_tensorflow_alone_and_matches_the_keras_model(trained
     )  # fmt: skip
     assert served.returncode == 0, served.stderr[-3000:]
     outputs = json.loads(served.stdout.strip().splitlines()[-1])
-    np.testing.assert_allclose(outputs["probability"], [p.probability for p in expected], atol=1e-5, rtol=0)
-    assert outputs["label"] == [int(p.label == "pos") for p in expected]
+    # predict leaves a text with no known word unlabelled (NaN); the export scores every text.
+    judged = [i for i, p in enumerate(expected) if p.judged]
+    assert len(judged) >= 5 and len(outputs["probability"]) == len(texts)
+    served_judged = [outputs["probability"][i] for i in judged]
+    np.testing.assert_allclose(served_judged, [expected[i].probability for i in judged], atol=1e-5, rtol=0)
+    assert [outputs["label"][i] for i in judged] == [int(expected[i].label == "pos") for i in judged]
 
 
 def test_export_holds_no_cudnn_ops(exported):
@@ -125,7 +129,7 @@ def test_the_export_labels_with_the_models_threshold(trained, tmp_path):
     saved = json.loads((folder / "config.json").read_text())
     (folder / "config.json").write_text(json.dumps({**saved, "threshold": 0.9999}))
     serve = tf.saved_model.load(str(export_sentiment(folder, tmp_path / "exports"))).signatures["serving_default"]
-    outputs = serve(text=tf.constant(["Loved every minute!", "Dull.", ""]))
+    outputs = serve(text=tf.constant(["Loved every minute!", "Dull.", "dull"]))
     assert outputs["label"].numpy().tolist() == [0, 0, 0]
-    expected = [p.probability for p in predict_sentiment(trained[1], ["Loved every minute!", "Dull.", ""])]
+    expected = [p.probability for p in predict_sentiment(trained[1], ["Loved every minute!", "Dull.", "dull"])]
     np.testing.assert_allclose(outputs["probability"].numpy(), expected, atol=1e-5, rtol=0)
