@@ -170,11 +170,19 @@ def test_export_dispatches_a_nextword_folder_to_the_nextword_exporter(tmp_path, 
 
 def test_nextword_hooks_run_the_modules_parser_and_function(capsys, monkeypatch):
     seen = []
-    fake = types.ModuleType("nlp_lstm.nextword")
-    fake.add_train_arguments = lambda parser: parser.add_argument("--window", type=int, help="tokens per window")
-    fake.run_train = lambda args: seen.append(args.window) or 0
-    monkeypatch.setitem(sys.modules, "nlp_lstm.nextword", fake)
-    assert main(["train", "nextword", "--window", "12"]) == 0 and seen == [12]
+    flags = types.ModuleType("nlp_lstm.nextword_config")
+    flags.add_train_arguments = lambda parser: parser.add_argument("--window", type=int, help="tokens per window")
+    runner = types.ModuleType("nlp_lstm.nextword")
+    runner.run_train = lambda args: seen.append(args.window) or 0
+
+    def check(args):  # the module that trains becomes importable only now: the hook must import it after this
+        seen.append("checked")
+        monkeypatch.setitem(sys.modules, "nlp_lstm.nextword", runner)
+
+    flags.check_train_arguments = check
+    monkeypatch.setitem(sys.modules, "nlp_lstm.nextword_config", flags)
+    monkeypatch.setitem(sys.modules, "nlp_lstm.nextword", None)  # importing it before the check fails
+    assert main(["train", "nextword", "--window", "12"]) == 0 and seen == ["checked", 12]
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "nextword", "--help"])
     assert exit_info.value.code == 0 and "--window" in capsys.readouterr().out
