@@ -10,13 +10,19 @@ This file only parses arguments, builds configs and calls the package; heavy imp
 happen inside the commands, so `--help` is quick.
 
 The next-word app plugs in without this file importing it up front: `train nextword`,
-`evaluate nextword` and `prompt` import `nlp_lstm.nextword` / `nlp_lstm.prompt` when run, let
-`add_train_arguments(parser)` / `add_evaluate_arguments(parser)` / `add_prompt_arguments(parser)`
-add their flags, and call `run_train(args)` / `run_evaluate(args)` / `run_prompt(args)` (which
-return an exit status or None). A missing module makes the command say it is not available.
+`evaluate nextword` and `prompt` import a module when run whose `add_train_arguments(parser)` /
+`add_evaluate_arguments(parser)` / `add_prompt_arguments(parser)` add their flags, then (for `train
+nextword`) `check_train_arguments(args)` builds and checks the configs, and only then the module
+that runs it is imported and `run_train(args)` / `run_evaluate(args)` / `run_prompt(args)` called
+(they return an exit status or None). `train nextword` takes its flags from
+`nlp_lstm.nextword_config`, which imports no TensorFlow, so a bad value is refused before
+TensorFlow loads. A missing module makes the command say it is not available.
 
-Errors a user can fix (bad data, a bad model folder, an unwritable folder: DataError,
-ModelFolderError, OSError) print one line on stderr and exit with status 2; success is 0.
+Errors a user can fix (a bad value, bad data, a bad model folder, an unwritable folder: ValueError
+while the configs are built, DataError, ModelFolderError, OSError) print one line on stderr and exit
+with status 2; success is 0. Every value a user passes is checked by the config dataclasses
+(`nlp_lstm.sentiment_config`, `nlp_lstm.nextword_config`, `nlp_lstm.data_config`), before
+TensorFlow is imported.
 
 `--dry-run` on every command runs the same code on a handful of examples and a tiny model, in
 seconds, for CI: `train` writes to a temporary folder unless `--out` is given; `evaluate`,
@@ -27,24 +33,29 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from nlp_lstm import __version__
+from nlp_lstm.checks import usage_error
 from nlp_lstm.distribute import add_strategy_arguments, make_strategy, strategy_config_from_args
 from nlp_lstm.run_folder import TrainingDiverged, unlock_all, user_command
 
 DEFAULT_SENTIMENT_DIR = "saved_models/sentiment"  # = nlp_lstm.sentiment.DEFAULT_MODEL_DIR, without importing TF
 DRY_RUN_LIMIT = 16  # reviews per split in a dry run
 DRY_RUN_TEXTS = ("A wonderful, moving film.", "Dull and far too long.")
-# (subcommand path, module, function adding the flags, function running it, help)
+# (subcommand path, module of the flags, function adding them, function checking the parsed flags or None,
+#  module running it, function running it, help)
 NEXTWORD_HOOKS = (
-    (("train", "nextword"), "nlp_lstm.nextword", "add_train_arguments", "run_train", "train the next-word model"),
-    (("evaluate", "nextword"), "nlp_lstm.nextword", "add_evaluate_arguments", "run_evaluate",
-     "evaluate the next-word model"),
-    (("prompt",), "nlp_lstm.prompt", "add_prompt_arguments", "run_prompt", "suggest next words, interactively"),
+    (("train", "nextword"), "nlp_lstm.nextword_config", "add_train_arguments", "check_train_arguments",
+     "nlp_lstm.nextword", "run_train", "train the next-word model"),
+    (("evaluate", "nextword"), "nlp_lstm.nextword", "add_evaluate_arguments", None, "nlp_lstm.nextword",
+     "run_evaluate", "evaluate the next-word model"),
+    (("prompt",), "nlp_lstm.prompt", "add_prompt_arguments", None, "nlp_lstm.prompt", "run_prompt",
+     "suggest next words, interactively"),
 )  # fmt: skip
 
 
@@ -152,8 +163,9 @@ def _add_train_sentiment(apps: Any) -> None:
 
 
 def _sentiment_configs(args: argparse.Namespace) -> tuple[Any, Any]:
-    from nlp_lstm.data import DataConfig
-    from nlp_lstm.sentiment import SentimentConfig, dry_run_config
+    """The configs of `train sentiment`'s flags; a bad value exits with status 2 and one line (no TensorFlow yet)."""
+    from nlp_lstm.data_config import DataConfig
+    from nlp_lstm.sentiment_config import SentimentConfig, dry_run_config
 
     try:
         config = SentimentConfig(
@@ -170,7 +182,7 @@ def _sentiment_configs(args: argparse.Namespace) -> tuple[Any, Any]:
         limit = DRY_RUN_LIMIT if args.dry_run else args.limit
         data_config = DataConfig(source=args.data, val_fraction=args.val_fraction, seed=args.seed, limit=limit)
     except ValueError as error:
-        raise SystemExit(f"nlp-lstm train sentiment: error: {error}") from None
+        raise usage_error("nlp-lstm train sentiment", error) from None
     return data_config, dry_run_config(config) if args.dry_run else config
 
 
@@ -197,7 +209,7 @@ def _run_train_sentiment(args: argparse.Namespace) -> int:
 
 def _dry_run_model(data: str | None) -> str:
     """Trains a tiny sentiment model in a temporary folder (for --dry-run without --model)."""
-    from nlp_lstm.data import DataConfig
+    from nlp_lstm.data_config import DataConfig
     from nlp_lstm.sentiment import dry_run_config, sentiment_fit_config, train_sentiment
 
     out = tempfile.mkdtemp(prefix="nlp-lstm-dry-run-")
@@ -242,7 +254,7 @@ def _add_evaluate_sentiment(apps: Any) -> None:
 
 
 def _run_evaluate_sentiment(args: argparse.Namespace) -> int:
-    from nlp_lstm.data import DataConfig
+    from nlp_lstm.data_config import DataConfig
     from nlp_lstm.sentiment import evaluate_sentiment, load_sentiment_model
 
     model_dir = _model_dir(args)
@@ -262,7 +274,9 @@ def _run_evaluate_sentiment(args: argparse.Namespace) -> int:
 def _add_predict(commands: Any) -> None:
     parser = commands.add_parser(
         "predict", help="label texts as neg or pos",
-        description="Prints label, P(pos) and the text, tab-separated, one line per text.",
+        description="Prints label, P(pos) and the text (shortened, control characters escaped), tab-separated, "
+        "one line per text. A text with no word the model knows (empty, or another language) is labelled none, "
+        "with - for P(pos), and counted in a note on stderr.",
     )  # fmt: skip
     parser.add_argument("texts", nargs="*", metavar="TEXT",
                         help="texts to label (none: one text per line from stdin)")
@@ -276,18 +290,42 @@ def _stdin_lines() -> list[bytes]:
     return [line.rstrip(b"\r\n") for line in sys.stdin.buffer]
 
 
+def shown_text(text: str | bytes, width: int = 80) -> str:
+    """`text` as predict prints it: one line, control characters escaped, at most `width` characters.
+
+    Runs of white space become one space; other control characters (ESC, NUL, DEL, C1) are written as
+    `\\xNN`, so nothing in a text reaches the terminal as a command. Bytes that are not UTF-8 become
+    U+FFFD (or "?" in a command-line argument).
+
+    Example:
+
+    >>> from nlp_lstm.cli import shown_text
+    >>> print(shown_text("red \\x1b[31mALERT\\x1b[0m\\x00  and\\tmore"))
+    red \\x1b[31mALERT\\x1b[0m\\x00 and more
+    """
+    shown = text.decode("utf-8", errors="replace") if isinstance(text, bytes) else text
+    shown = shown.encode("utf-8", errors="replace").decode("utf-8")  # lone surrogates of argv
+    shown = _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", " ".join(shown.split()))
+    return shown if len(shown) <= width else shown[: width - 3] + "..."
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1 controls (white space is gone by then)
+
+
 def _run_predict(args: argparse.Namespace) -> int:
     from nlp_lstm.sentiment import load_sentiment_model, predict_sentiment
 
     model_dir = _model_dir(args)
     loaded = load_sentiment_model(model_dir)
     texts: Sequence[str | bytes] = args.texts or (list(DRY_RUN_TEXTS) if args.dry_run else _stdin_lines())
+    unjudged = 0
     for text, prediction in zip(texts, predict_sentiment(loaded, texts, args.batch_size)):
-        shown = text.decode("utf-8", errors="replace") if isinstance(text, bytes) else text
-        shown = " ".join(shown.split())
-        shown = shown if len(shown) <= 80 else shown[:77] + "..."
-        shown = shown.encode("utf-8", errors="replace").decode("utf-8")  # lone surrogates of argv
-        print(f"{prediction.label}\t{prediction.probability:.4f}\t{shown}")
+        probability = f"{prediction.probability:.4f}" if prediction.judged else "-"
+        unjudged += not prediction.judged
+        print(f"{prediction.label}\t{probability}\t{shown_text(text)}")
+    if unjudged:
+        print(f"nlp-lstm: note: {unjudged} of {len(texts)} text(s) hold no word the model knows (empty, or every word "
+              f"out of its vocabulary): labelled none, without a probability", file=sys.stderr)  # fmt: skip
     return 0
 
 
@@ -309,7 +347,7 @@ def _run_export(args: argparse.Namespace) -> int:
     from nlp_lstm.training import read_model_config
 
     if args.out is None and not args.dry_run:
-        raise SystemExit("nlp-lstm export: error: --out EXPORT_DIR is required")
+        raise usage_error("nlp-lstm export", "--out EXPORT_DIR is required")
     model_dir = _model_dir(args)
     export_dir = args.out or tempfile.mkdtemp(prefix="nlp-lstm-dry-run-export-")
     app = read_model_config(model_dir)["app"]
@@ -341,24 +379,31 @@ def _hook_function(module_name: str, function_name: str, command: str) -> Callab
     return function
 
 
-def _run_hook(command: Sequence[str], module_name: str, add_name: str, run_name: str, help_text: str,
-              rest: Sequence[str]) -> int:  # fmt: skip
-    """Builds the hooked command's real parser, parses `rest` with it, and runs it."""
+def _run_hook(command: Sequence[str], flags_module: str, add_name: str, check_name: str | None, run_module: str,
+              run_name: str, help_text: str, rest: Sequence[str]) -> int:  # fmt: skip
+    """Builds the hooked command's real parser, parses `rest` with it, checks the values, and runs it.
+
+    The module that runs the command is imported only after the flags are parsed and checked, so a
+    flags module free of TensorFlow refuses a bad value before TensorFlow loads.
+    """
     name = " ".join(command)
-    add = _hook_function(module_name, add_name, name)
-    run = _hook_function(module_name, run_name, name)
+    add = _hook_function(flags_module, add_name, name)
     parser = argparse.ArgumentParser(prog=f"nlp-lstm {name}", description=help_text)
     add(parser)
     args = parser.parse_args(list(rest))
     args.command_line = user_command(["nlp-lstm", *command, *rest])
+    if check_name is not None:
+        _hook_function(flags_module, check_name, name)(args)
+    run = _hook_function(run_module, run_name, name)
     return int(run(args) or 0)
 
 
 def _add_hooks(groups: dict[str, Any]) -> None:
-    for command, module_name, add_name, run_name, help_text in NEXTWORD_HOOKS:
+    for hook in NEXTWORD_HOOKS:
+        command, help_text = hook[0], hook[-1]
         # add_help=False: `--help` goes, with every other flag, to the command's own parser.
         parser = groups[command[0]].add_parser(command[-1], help=help_text, add_help=False)
-        parser.set_defaults(run=None, hook=(command, module_name, add_name, run_name, help_text))
+        parser.set_defaults(run=None, hook=hook)
 
 
 def _print_help_of(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
@@ -404,7 +449,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _user_error_types() -> tuple[type[BaseException], ...]:
     types: list[type[BaseException]] = [OSError, _CommandUnavailable]
     for module_name, name in (
-        ("nlp_lstm.data", "DataError"), ("nlp_lstm.training", "ModelFolderError"), ("nlp_lstm.distribute", "StrategyError")
+        ("nlp_lstm.data_config", "DataError"), ("nlp_lstm.training", "ModelFolderError"),
+        ("nlp_lstm.distribute", "StrategyError"),
     ):  # fmt: skip
         module = sys.modules.get(module_name)  # imported if the command got far enough to raise it
         if module is not None:

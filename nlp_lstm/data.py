@@ -35,6 +35,13 @@ from typing import BinaryIO
 import numpy as np
 import tensorflow as tf
 
+from nlp_lstm.data_config import (  # noqa: F401  (DataConfig, DataError and read_text_files are re-exported)
+    DataConfig,
+    DataError,
+    decode_text,
+    read_text_files,
+)
+
 LABEL_NAMES: tuple[str, ...] = ("neg", "pos")  # index = label: neg = 0, pos = 1
 UNSUP_LABEL = -1
 # The one file tfds's imdb_reviews downloads; probed with a HEAD request to fail fast offline.
@@ -46,52 +53,6 @@ _PASS_DATA_HINT = (
     "pass --data PATH, where PATH is a local aclImdb folder or a .tar.gz of it "
     f"(the archive is {IMDB_DOWNLOAD_URL})"
 )
-
-
-class DataError(Exception):
-    """A data source that cannot be read; the message says what to do about it."""
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    """Where the reviews come from and how they are split.
-
-    Args:
-        source: None for tensorflow-datasets' imdb_reviews, or a path to an extracted aclImdb folder
-            (or its parent) or to a .tar.gz of it.
-        val_fraction: Fraction of train, per label, held out as the validation split, in [0, 1).
-        seed: Seed of the permutations (split, order, `limit` subset).
-        limit: Keep at most this many reviews of each split read (train before the validation split
-            is carved, test, unsup): for --dry-run and tests. None keeps all.
-        include_unsup: Also read the 50,000 unlabelled reviews (the next-word app wants them).
-        tfds_data_dir: tensorflow-datasets' data folder; None means its default
-            (~/tensorflow_datasets or $TFDS_DATA_DIR).
-        network_timeout_s: How long to wait for the download host before giving up, in seconds.
-        verbose: Print progress of long reads and the count of undecodable files to stderr.
-
-    Example:
-
-    >>> from nlp_lstm.data import DataConfig
-    >>> DataConfig(val_fraction=0.2).seed
-    1337
-    """
-
-    source: str | None = None
-    val_fraction: float = 0.1
-    seed: int = 1337
-    limit: int | None = None
-    include_unsup: bool = True
-    tfds_data_dir: str | None = None
-    network_timeout_s: float = 3.0
-    verbose: bool = True
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
-        if self.limit is not None and self.limit < 1:
-            raise ValueError(f"limit must be None or >= 1, got {self.limit!r}")
-        if self.network_timeout_s <= 0:
-            raise ValueError(f"network_timeout_s must be > 0, got {self.network_timeout_s!r}")
 
 
 @dataclass(frozen=True)
@@ -173,14 +134,6 @@ class ImdbSplits:
         for ds in datasets[1:]:
             result = result.concatenate(ds)
         return result
-
-
-def _decode(raw: bytes) -> tuple[str, bool]:
-    """UTF-8 text of `raw` and whether any byte had to be replaced."""
-    try:
-        return raw.decode("utf-8"), False
-    except UnicodeDecodeError:
-        return raw.decode("utf-8", errors="replace"), True
 
 
 class _Progress:
@@ -328,7 +281,7 @@ def read_aclimdb(
     n_replaced = 0
     for folder, _, raw in found:
         split, kind = folder.split("/")
-        text, replaced = _decode(raw)
+        text, replaced = decode_text(raw)
         n_replaced += replaced
         texts, labels = by_split.setdefault("unsup" if kind == "unsup" else split, ([], []))
         texts.append(text)
@@ -419,7 +372,7 @@ def read_tfds_imdb(config: DataConfig) -> tuple[dict[str, Reviews], int]:
         split_replaced = 0
         for text_batch, label_batch in ds.batch(4096).as_numpy_iterator():
             for raw in text_batch:
-                text, replaced = _decode(raw)
+                text, replaced = decode_text(raw)
                 split_replaced += replaced
                 texts.append(text)
                 progress.tick()
@@ -511,33 +464,3 @@ def load_imdb(config: DataConfig) -> ImdbSplits:
         sizes={name: len(part) for name, part in parts.items()},
         n_replaced=n_replaced,
     )
-
-
-def read_text_files(paths: Sequence[str | os.PathLike]) -> tuple[list[str], int]:
-    """Reads a user's own corpus: one text per file, UTF-8, undecodable bytes replaced by U+FFFD.
-
-    Returns:
-        (texts in the order of `paths`, number of files that held bytes that are not UTF-8).
-
-    Raises:
-        DataError: A path is missing or is not a file.
-
-    Example:
-
-    >>> import pathlib, tempfile
-    >>> from nlp_lstm.data import read_text_files
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "corpus.txt"
-    >>> _ = path.write_bytes(b"caf\\xe9 au lait")  # Latin-1, not UTF-8
-    >>> read_text_files([path])
-    (['caf\\ufffd au lait'], 1)
-    """
-    texts, n_replaced = [], 0
-    for path in paths:
-        path = Path(path).expanduser()
-        if not path.is_file():
-            what = "is not a file" if path.exists() else "does not exist"
-            raise DataError(f"corpus file {path} {what}; pass paths of UTF-8 text files")
-        text, replaced = _decode(path.read_bytes())
-        texts.append(text)
-        n_replaced += replaced
-    return texts, n_replaced

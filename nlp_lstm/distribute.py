@@ -34,9 +34,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -79,8 +82,8 @@ class StrategyConfig:
             raise StrategyError(f"unknown strategy {self.name!r}; choose one of {', '.join(STRATEGIES)}")
         if self.devices and self.name != "mirrored":
             raise StrategyError(f"--devices goes with --strategy mirrored, not {self.name!r}")
-        if self.cluster_timeout_s <= 0:
-            raise StrategyError(f"the cluster timeout must be > 0 seconds, got {self.cluster_timeout_s}")
+        if not 0 < self.cluster_timeout_s < math.inf:  # NaN fails this too
+            raise StrategyError(f"the cluster timeout must be a finite number > 0 of seconds, got {self.cluster_timeout_s}")
         object.__setattr__(self, "devices", tuple(_device_name(device) for device in self.devices))
 
 
@@ -222,7 +225,8 @@ def read_tf_config(text: str | None) -> dict[str, Any]:
 
 # Runs beside a process that is forming a cluster: TensorFlow blocks (holding the GIL, deaf to
 # SIGTERM) until every worker answers, so only another process can bound the wait. argv: parent
-# pid, seconds, then the peers' addresses.
+# pid, seconds, then the peers' addresses. It prints why, then sends SIGINT, which the parent has
+# made `_exit(2)` while it waits (`_exit_2_on_sigint`); SIGKILL only if that did not end it.
 _WATCHDOG = r"""
 import os, signal, socket, sys, time
 parent, seconds, peers = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3:]
@@ -246,8 +250,44 @@ sys.stderr.write(
     "--cluster-timeout\n"
 )
 sys.stderr.flush()
-os.kill(parent, signal.SIGKILL)
+os.kill(parent, signal.SIGINT)
+time.sleep(5)
+if os.getppid() == parent:
+    os.kill(parent, signal.SIGKILL)
 """
+
+
+def _exit_2_on_sigint() -> Callable[[], None]:
+    """Makes SIGINT end this process at once with exit status 2; returns the function that undoes it.
+
+    While TensorFlow waits for a cluster, C++ holds the GIL: no Python signal handler or thread can
+    run, and only the watchdog process can end the wait. SIGINT's handler is made libc's `_exit`
+    itself, which the kernel calls with the signal's number, 2 on Linux and macOS: the process ends
+    with status 2 (a user's error, as every other refusal) after the watchdog printed why, instead of
+    the 137 of a SIGKILL and the shell's "Killed". A Ctrl-C in that wait ends it with 2 as well.
+    Where this cannot be set up, the undo does nothing and the watchdog's SIGKILL ends the wait.
+    """
+    import ctypes
+    import signal
+
+    if signal.SIGINT != 2 or threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    try:
+        libc = ctypes.CDLL(None)
+        libc.signal.restype = ctypes.c_void_p
+        libc.signal.argtypes = [ctypes.c_int, ctypes.c_void_p]
+        python_handler = signal.getsignal(signal.SIGINT)
+        previous = libc.signal(signal.SIGINT, ctypes.cast(libc._exit, ctypes.c_void_p))
+    except (OSError, AttributeError):
+        return lambda: None
+
+    def undo() -> None:
+        if python_handler is not None:
+            signal.signal(signal.SIGINT, python_handler)  # puts Python's own C handler back
+        else:
+            libc.signal(signal.SIGINT, previous)
+
+    return undo
 
 
 def _multiworker_strategy(config: StrategyConfig) -> tf.distribute.Strategy:
@@ -258,6 +298,7 @@ def _multiworker_strategy(config: StrategyConfig) -> tf.distribute.Strategy:
     peers = [address for addresses in tf_config["cluster"].values() for address in addresses if address != me]
     print(f"joining the cluster as {tf_config['task']['type']} {tf_config['task']['index']} ({me}); waiting up to "
           f"{config.cluster_timeout_s:.0f} s for {len(peers)} other worker(s)", file=sys.stderr)  # fmt: skip
+    undo_sigint = _exit_2_on_sigint()
     watchdog = subprocess.Popen(
         [sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(config.cluster_timeout_s), *peers]
     )
@@ -268,6 +309,7 @@ def _multiworker_strategy(config: StrategyConfig) -> tf.distribute.Strategy:
     finally:
         watchdog.kill()
         watchdog.wait()
+        undo_sigint()
 
 
 def _split_cpu(count: int) -> None:
@@ -314,8 +356,8 @@ def make_strategy(config: StrategyConfig = StrategyConfig()) -> tf.distribute.St
     Raises:
         StrategyError: Malformed TF_CONFIG, devices that do not exist, `mirrored` without any
             device to mirror over, a cluster that does not form in `cluster_timeout_s` (then a
-            watchdog prints the reason and ends the process, which TensorFlow leaves no other way
-            to interrupt).
+            watchdog prints the reason and ends the process with exit status 2, which TensorFlow
+            leaves no other way to interrupt).
 
     Example:
 

@@ -8,6 +8,10 @@ Shared helpers (the next-word export uses them too):
     saved_model_op_names(path) -> set[str]
         Every op type in a SavedModel's graphs, functions included (to check for CudnnRNN ops).
 
+A version folder gets the permissions a plain `mkdir` and file write would give it (0755 and 0644 with
+the usual umask 022), so a server running as another user can read it: the temporary folder it is
+written in is private (`tempfile.mkdtemp` makes it 0700) until it is renamed.
+
 The sentiment export, `export_sentiment(model_dir, export_dir)`: a string-in SavedModel whose
 `serving_default` signature takes `text` (tf.string, [None]: raw reviews, any bytes) and returns
 
@@ -52,8 +56,8 @@ def write_next_version(export_dir: str | os.PathLike, write: Callable[[Path], No
     """Writes a new version folder EXPORT_DIR/<max existing + 1>/ atomically.
 
     `write(folder)` fills a temporary folder inside `export_dir` (a name TF Serving ignores); the
-    folder is then renamed to the version number. If another export took that number meanwhile,
-    the next one is tried.
+    folder is then made readable as the umask allows (`_open_up`) and renamed to the version number.
+    If another export took that number meanwhile, the next one is tried.
 
     Example:
 
@@ -71,6 +75,7 @@ def write_next_version(export_dir: str | os.PathLike, write: Callable[[Path], No
     tmp = Path(tempfile.mkdtemp(dir=folder, prefix=".export-"))
     try:
         write(tmp)
+        _open_up(tmp)
         for _ in range(attempts):
             target = folder / str((existing_versions(folder) or [0])[-1] + 1)
             try:
@@ -82,6 +87,28 @@ def write_next_version(export_dir: str | os.PathLike, write: Callable[[Path], No
         raise OSError(f"could not claim a version folder in {folder} after {attempts} tries")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask
+
+
+def _open_up(folder: Path) -> None:
+    """Gives `folder` and everything in it the modes mkdir and open would: 0o777 / 0o666 less the umask.
+
+    `tempfile.mkdtemp` makes its folder 0700 whatever the umask, which would keep a version folder from a
+    server running as another user. Executable bits of files are kept (none are expected).
+    """
+    mask = _umask()
+    for path in [folder, *folder.rglob("*")]:
+        if path.is_symlink():
+            continue
+        if path.is_dir():
+            path.chmod(0o777 & ~mask)
+        else:
+            path.chmod((0o666 | (path.stat().st_mode & 0o111)) & ~mask)
 
 
 def saved_model_op_names(path: str | os.PathLike) -> set[str]:

@@ -234,8 +234,8 @@ class Temperature:
     temperature: float = 1.0
 
     def __post_init__(self) -> None:
-        if not self.temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature!r}")
+        if not 0 < self.temperature < np.inf:  # NaN fails this too
+            raise ValueError(f"temperature must be finite and > 0, got {self.temperature!r}")
 
     def select(self, log_probs, scores, rng):
         return _sample(log_probs, np.isfinite(log_probs), scores, rng, self.temperature)
@@ -258,8 +258,8 @@ class TopK:
     temperature: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.k < 1 or not self.temperature > 0:
-            raise ValueError(f"top-k needs k >= 1 and temperature > 0, got {self.k!r} and {self.temperature!r}")
+        if self.k < 1 or not 0 < self.temperature < np.inf:
+            raise ValueError(f"top-k needs k >= 1 and a finite temperature > 0, got {self.k!r} and {self.temperature!r}")
 
     def select(self, log_probs, scores, rng):
         k = min(self.k, log_probs.shape[1])
@@ -284,8 +284,10 @@ class TopP:
     temperature: float = 1.0
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.p <= 1.0 or not self.temperature > 0:
-            raise ValueError(f"top-p needs p in (0, 1] and temperature > 0, got {self.p!r} and {self.temperature!r}")
+        if not 0.0 < self.p <= 1.0 or not 0 < self.temperature < np.inf:
+            raise ValueError(
+                f"top-p needs p in (0, 1] and a finite temperature > 0, got {self.p!r} and {self.temperature!r}"
+            )
 
     def select(self, log_probs, scores, rng):
         order = np.argsort(-log_probs, axis=-1, kind="stable")  # (beams, vocab), likeliest first

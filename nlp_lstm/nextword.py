@@ -6,8 +6,9 @@
           --(nextword_eval)--> perplexity, top-1, top-3 on held-out test texts
 
 A model folder (default saved_models/nextword/) holds model.keras, vocabulary.txt, config.json
-("app": "nextword", this module's NextWordConfig and CorpusConfig), metrics.json and what
-`nlp_lstm.training.fit` writes (history.csv, curves.png, logs/). `nlp-lstm evaluate nextword` adds
+("app": "nextword", its NextWordConfig and CorpusConfig: nlp_lstm.nextword_config and
+nlp_lstm.data_config, which import no TensorFlow), metrics.json and what `nlp_lstm.training.fit`
+writes (history.csv, curves.png, logs/). `nlp-lstm evaluate nextword` adds
 evaluation.json; `nlp-lstm prompt` and `nlp-lstm export` read the folder back.
 
 Budget: the default command trains in under an hour on 2 CPU cores (shared). A fixed number of
@@ -38,7 +39,7 @@ import math
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace  # replace: for the docstring examples too
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,6 @@ from nlp_lstm.corpus import Corpus, CorpusConfig, load_corpus
 from nlp_lstm.data import DataError
 from nlp_lstm.distribute import (
     StrategyError,
-    add_strategy_arguments,
     make_strategy,
     prepare_model,
     refuse_time_limit_in_cluster,
@@ -58,7 +58,20 @@ from nlp_lstm.distribute import (
     shardable,
     strategy_config_from_args,
 )
-from nlp_lstm.nextword_model import NextWordModel, NextWordModelConfig, build_nextword_model
+from nlp_lstm.nextword_config import (  # noqa: F401  (the config and the train command's flags are re-exported)
+    DEFAULT_MAX_TRAIN_MINUTES,
+    DEFAULT_MODEL_DIR,
+    NextWordConfig,
+    _configs,
+    _minutes,
+    _positive_int,
+    add_corpus_arguments,
+    add_train_arguments,
+    check_corpus_files,
+    dry_run_config,
+    max_train_minutes,
+)
+from nlp_lstm.nextword_model import NextWordModel, NextWordModelConfig, build_nextword_model  # noqa: F401
 from nlp_lstm.text import (
     BOUNDARY_TOKEN,
     VectorizerConfig,
@@ -95,120 +108,12 @@ from nlp_lstm.training import (
 APP = "nextword"
 VOCABULARY_FILE = "vocabulary.txt"
 EVALUATION_FILE = "evaluation.json"
-DEFAULT_MODEL_DIR = "saved_models/nextword"
-# `nlp-lstm train nextword` on one machine stops after the epoch when another would pass this many minutes
-# of training: the default budget took 52 min here (epochs of 9.6 to 11.2 min, as the shared machine's
-# speed varies), and the command must stay within the hour with reading and saving.
-DEFAULT_MAX_TRAIN_MINUTES = 55.0
 
 __all__ = [
     "ModelFolderError", "NextWordConfig", "CorpusConfig", "Corpus", "NextWordFolder", "build_nextword_model",
     "load_corpus", "train_nextword", "load_nextword_folder", "add_train_arguments", "run_train",
     "add_evaluate_arguments", "run_evaluate",
 ]  # fmt: skip
-
-
-@dataclass(frozen=True)
-class NextWordConfig:
-    """The next-word model, its vocabulary and its training schedule.
-
-    Args:
-        max_tokens: Vocabulary size, counting '' (padding), '[UNK]' and '[BOS]' (the review boundary).
-        embedding_dim, units, num_layers, dropout, tie_embeddings, num_sampled: The model
-            (`nextword_model.NextWordModelConfig`).
-        window: Tokens per training sequence (truncated backpropagation through time).
-        batch_size: Sequences per batch.
-        train_tokens: Tokens to train on in all (the time budget); the corpus is sampled, shuffled.
-        epochs: Training is cut into this many epochs of train_tokens / epochs tokens each.
-        learning_rate: Adam's peak learning rate; it decays along a cosine to a tenth of it.
-        clipnorm: Adam clips each gradient to this norm.
-        patience: Epochs without a better validation loss before stopping early; None never stops.
-        seed: Seeds the weights, the candidate draws and the order of windows.
-        backup_every: Back up the training state every this many steps (resume after a kill).
-        carry_states: Train on rows that continue each other from batch to batch, each batch starting
-            from the states the batch before ended with (`text.make_language_model_streams`), as
-            evaluation and the prompt read a whole review; False: shuffled windows from zero states.
-            Each epoch reads the start of a new, reshuffled pass, its first batch from the states the
-            epoch before ended with (as at a pass's end: once in thousands of steps). One device only.
-            A config.json without it was trained without.
-
-    Example:
-
-    >>> from nlp_lstm.nextword import NextWordConfig
-    >>> config = NextWordConfig()
-    >>> config.steps_per_epoch, config.model_config(20_000).num_sampled
-    (1953, 1024)
-    """
-
-    max_tokens: int = 20_000
-    embedding_dim: int = 256
-    units: int = 256
-    num_layers: int = 1
-    dropout: float = 0.0
-    tie_embeddings: bool = True
-    num_sampled: int = 1024
-    window: int = 32
-    batch_size: int = 64
-    train_tokens: int = 20_000_000
-    epochs: int = 5
-    learning_rate: float = 5e-3
-    clipnorm: float = 5.0
-    patience: int | None = 2
-    seed: int = 1337
-    backup_every: int = 500
-    carry_states: bool = False
-
-    def __post_init__(self) -> None:
-        for name in ("max_tokens", "window", "batch_size", "train_tokens", "epochs", "backup_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.max_tokens < 4:
-            raise ValueError(f"max_tokens must leave room for '', '[UNK]', '[BOS]' and a word, got {self.max_tokens}")
-        if self.learning_rate <= 0 or self.clipnorm <= 0:
-            raise ValueError("learning_rate and clipnorm must be > 0")
-        if self.train_tokens < self.epochs * self.batch_size * self.window:
-            raise ValueError(
-                f"train_tokens ({self.train_tokens}) must cover at least one batch "
-                f"({self.batch_size} x {self.window} tokens) per epoch ({self.epochs})"
-            )
-        self.model_config(self.max_tokens)  # validates the model's own fields
-
-    @property
-    def steps_per_epoch(self) -> int:
-        """Batches per epoch: train_tokens / (epochs * batch_size * window)."""
-        return self.train_tokens // (self.epochs * self.batch_size * self.window)
-
-    def model_config(self, vocab_size: int) -> NextWordModelConfig:
-        """The model's config for a vocabulary of `vocab_size` tokens (a small corpus may give fewer)."""
-        return NextWordModelConfig(
-            vocab_size=vocab_size, embedding_dim=self.embedding_dim, units=self.units,
-            num_layers=self.num_layers, dropout=self.dropout, tie_embeddings=self.tie_embeddings,
-            num_sampled=self.num_sampled, seed=self.seed, carry_batch=self.batch_size if self.carry_states else 0,
-        )  # fmt: skip
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> NextWordConfig:
-        """The config from config.json's "nextword" dict (unknown keys are an error)."""
-        unknown = set(values) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown NextWordConfig fields {sorted(unknown)}")
-        return cls(**{"carry_states": False, **values})
-
-
-def dry_run_config(config: NextWordConfig = NextWordConfig()) -> NextWordConfig:
-    """A tiny model and a few batches, for --dry-run: the same code path in seconds.
-
-    Example:
-
-    >>> from nlp_lstm.nextword import dry_run_config
-    >>> config = dry_run_config()
-    >>> config.units, config.steps_per_epoch
-    (8, 1)
-    """
-    return replace(
-        config, max_tokens=200, embedding_dim=8, units=8, num_sampled=16, window=8, batch_size=4,
-        train_tokens=32, epochs=1, backup_every=1,
-    )  # fmt: skip
 
 
 def nextword_fit_config(
@@ -461,121 +366,12 @@ def script_main(description: str, add_arguments: Any, run: Any, argv: list[str] 
         return 2
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return value
-
-
-def _minutes(text: str) -> float:
-    """A positive number of minutes, or 'none' for no limit (returned as math.inf)."""
-    if text.strip().lower() == "none":
-        return math.inf
-    value = float(text)
-    if not value > 0 or math.isnan(value):
-        raise argparse.ArgumentTypeError(f"must be > 0 or 'none', got {text}")
-    return value
-
-
-def max_train_minutes(requested: float | None, workers: int) -> float | None:
-    """The time limit a train command runs under: the one asked for, else the default on one machine.
-
-    Example:
-
-    >>> from nlp_lstm.nextword import max_train_minutes
-    >>> [max_train_minutes(asked, workers) for asked, workers in [(None, 1), (None, 2), (30.0, 1), (math.inf, 1)]]
-    [55.0, None, 30.0, None]
-    """
-    if requested is None:
-        return None if workers > 1 else DEFAULT_MAX_TRAIN_MINUTES
-    return None if math.isinf(requested) else requested
-
-
-def add_corpus_arguments(parser: argparse.ArgumentParser) -> None:
-    """--data, --corpus, --limit: where the text comes from."""
-    parser.add_argument("--data", metavar="PATH", default=None,
-                        help="IMDB reviews: an extracted aclImdb folder or a .tar.gz of it (default: "
-                        "tensorflow-datasets' imdb_reviews)")  # fmt: skip
-    parser.add_argument("--corpus", metavar="FILE", nargs="+", default=None,
-                        help="train on your own UTF-8 text files instead of IMDB (paragraphs are documents; "
-                        "bytes that are not UTF-8 are replaced and counted)")  # fmt: skip
-    parser.add_argument("--limit", type=_positive_int, default=None,
-                        help="read at most this many reviews per split (or paragraphs) (default: all)")
-
-
-def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    """Adds the flags of `nlp-lstm train nextword` (and scripts/train_nextword.py) to `parser`."""
-    d = NextWordConfig()
-    default = "(default: %(default)s)"
-    add_corpus_arguments(parser)
-    parser.add_argument("--out", metavar="DIR", default=None,
-                        help=f"the model folder to write (default: {DEFAULT_MODEL_DIR}; with --dry-run a "
-                        f"temporary folder)")  # fmt: skip
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace a finished model in --out (otherwise refused, so that none is lost)")
-    parser.add_argument("--seed", type=int, default=d.seed, help=f"seed of splits, weights and order {default}")
-    parser.add_argument("--val-fraction", type=float, default=CorpusConfig().val_fraction,
-                        help=f"fraction of the labelled train reviews (or paragraphs) for validation {default}")
-    parser.add_argument("--max-tokens", type=_positive_int, default=d.max_tokens,
-                        help=f"vocabulary size, counting padding, [UNK] and [BOS] {default}")
-    parser.add_argument("--embedding-dim", type=_positive_int, default=d.embedding_dim,
-                        help=f"word vector size {default}")
-    parser.add_argument("--units", type=_positive_int, default=d.units, help=f"LSTM units per layer {default}")
-    parser.add_argument("--layers", type=int, choices=(1, 2), default=d.num_layers, help=f"LSTM layers {default}")
-    parser.add_argument("--dropout", type=float, default=d.dropout, help=f"dropout between layers {default}")
-    parser.add_argument("--no-tie-embeddings", action="store_true",
-                        help="give the output projection its own weights (default: the embedding matrix)")
-    parser.add_argument("--num-sampled", type=int, default=d.num_sampled,
-                        help=f"candidate words of the sampled-softmax loss; 0 for the full softmax {default}")
-    parser.add_argument("--window", type=_positive_int, default=d.window, help=f"tokens per sequence {default}")
-    parser.add_argument("--batch-size", type=_positive_int, default=d.batch_size, help=f"sequences per batch {default}")
-    parser.add_argument("--train-tokens", type=_positive_int, default=d.train_tokens,
-                        help=f"tokens to train on in all: the time budget {default}")
-    parser.add_argument("--epochs", type=_positive_int, default=d.epochs,
-                        help=f"validations (with checkpoint and curves) along the way {default}")
-    parser.add_argument("--learning-rate", type=float, default=d.learning_rate, help=f"Adam's peak rate {default}")
-    parser.add_argument("--patience", type=int, default=d.patience,
-                        help=f"epochs without a better val loss before stopping {default}")
-    parser.add_argument("--backup-every", type=_positive_int, default=d.backup_every,
-                        help=f"back up the training state every this many steps {default}")
-    parser.add_argument("--max-train-minutes", type=_minutes, default=None, metavar="MINUTES",
-                        help=f"stop after the epoch when another would take training past this many minutes; "
-                        f"'none' for no limit (default: {DEFAULT_MAX_TRAIN_MINUTES:g} on one machine, so that "
-                        f"the default run stays within the hour on a slow day; none in a multi-worker cluster)")
-    parser.add_argument("--carry-states", action="store_true",
-                        help="rows continue each other from batch to batch and carry their states (one device)")
-    add_strategy_arguments(parser)
-    parser.add_argument("--dry-run", action="store_true",
-                        help="train a tiny model for one step on a handful of texts, in seconds (for CI)")
-
-
-def _configs(args: argparse.Namespace) -> tuple[CorpusConfig, NextWordConfig]:
-    try:
-        config = NextWordConfig(
-            max_tokens=args.max_tokens, embedding_dim=args.embedding_dim, units=args.units, num_layers=args.layers,
-            dropout=args.dropout, tie_embeddings=not args.no_tie_embeddings, num_sampled=args.num_sampled,
-            window=args.window, batch_size=args.batch_size, train_tokens=args.train_tokens, epochs=args.epochs,
-            learning_rate=args.learning_rate, patience=args.patience, seed=args.seed, backup_every=args.backup_every,
-            carry_states=args.carry_states,
-        )  # fmt: skip
-        if args.dry_run:
-            config = dry_run_config(config)
-        if config.carry_states and args.strategy != "default":
-            raise ValueError(f"--carry-states trains on one device, not with --strategy {args.strategy}")
-        corpus = CorpusConfig(
-            data=args.data, files=tuple(args.corpus or ()), seed=args.seed,
-            val_fraction=max(args.val_fraction, 0.25) if args.dry_run else args.val_fraction,
-            limit=16 if args.dry_run and args.limit is None else args.limit,
-        )  # fmt: skip
-    except ValueError as error:
-        raise SystemExit(f"nlp-lstm train nextword: error: {error}") from None
-    return corpus, config
-
-
 def run_train(args: argparse.Namespace) -> int:
-    """Runs `nlp-lstm train nextword`; prints where the model went and its validation perplexity."""
-    corpus, config = _configs(args)
+    """Runs `nlp-lstm train nextword`; prints where the model went and its validation perplexity.
+
+    Uses the configs `nextword_config.check_train_arguments` kept in `args.configs`, or builds them.
+    """
+    corpus, config = getattr(args, "configs", None) or _configs(args)
     strategy = make_strategy(strategy_config_from_args(args))  # first: a cluster forms before TensorFlow runs
     out = args.out or (tempfile.mkdtemp(prefix="nlp-lstm-dry-run-") if args.dry_run else DEFAULT_MODEL_DIR)
     limit = max_train_minutes(args.max_train_minutes, role_of(strategy).workers)

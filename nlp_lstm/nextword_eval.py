@@ -284,6 +284,13 @@ def format_evaluation(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of `nlp-lstm evaluate nextword` and scripts/bench_nextword.py."""
     from nlp_lstm.nextword import DEFAULT_MODEL_DIR
@@ -293,7 +300,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
                         "trained first)")  # fmt: skip
     parser.add_argument("--data", metavar="PATH", default=None,
                         help="read IMDB from here instead of where the model was trained from")
-    parser.add_argument("--test-texts", type=int, default=DEFAULT_TEST_TEXTS,
+    parser.add_argument("--test-texts", type=_non_negative_int, default=DEFAULT_TEST_TEXTS,
                         help="score the first this many test texts of the seeded order; 0 for all "
                         "(default: %(default)s)")  # fmt: skip
     parser.add_argument("--no-baseline", action="store_true", help="skip the Kneser-Ney trigram baseline")

@@ -37,56 +37,13 @@ import tensorflow as tf
 from nlp_lstm.data import DataError
 from nlp_lstm.distribute import prepare_model, shardable
 from nlp_lstm.files import atomic_replace, atomic_write_text
-from nlp_lstm.nextword_model import NextWordModel, NextWordModelConfig, build_nextword_model
+from nlp_lstm.model_config import NextWordModelConfig, PretrainConfig  # noqa: F401  (PretrainConfig is re-exported)
+from nlp_lstm.nextword_model import NextWordModel, build_nextword_model
 from nlp_lstm.text import BOUNDARY_TOKEN, make_language_model_dataset
 
 PRETRAINED_DIR = "pretrained"
 _REPORT_EVERY = 250
 DIRECTIONS = ("forward", "backward")
-
-
-@dataclass(frozen=True)
-class PretrainConfig:
-    """How the two language models are trained.
-
-    Args:
-        steps: Training steps of each direction (batches of `batch_size` windows).
-        window: Tokens per training window.
-        batch_size: Windows per step.
-        num_sampled: Candidate words of the sampled softmax.
-        dropout: Dropout on the word vectors and LSTM outputs.
-        learning_rate: Adam's learning rate.
-        clipnorm: Adam clips each gradient to this norm.
-        seed: Seeds the weights, the dropout and the order of windows.
-
-    Example:
-
-    >>> from nlp_lstm.pretrain import PretrainConfig
-    >>> PretrainConfig(steps=10).tokens_per_direction
-    81920
-    """
-
-    steps: int = 2500
-    window: int = 64
-    batch_size: int = 128
-    num_sampled: int = 512
-    dropout: float = 0.1
-    learning_rate: float = 2e-3
-    clipnorm: float = 1.0
-    seed: int = 1337
-
-    def __post_init__(self) -> None:
-        for name in ("steps", "window", "batch_size", "num_sampled"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"pretraining {name} must be >= 1, got {getattr(self, name)}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"pretraining dropout must be in [0, 1), got {self.dropout}")
-        if self.learning_rate <= 0 or self.clipnorm <= 0:
-            raise ValueError("pretraining learning_rate and clipnorm must be > 0")
-
-    @property
-    def tokens_per_direction(self) -> int:
-        return self.steps * self.batch_size * self.window
 
 
 @dataclass(frozen=True)

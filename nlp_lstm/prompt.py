@@ -43,6 +43,7 @@ from nlp_lstm.generate import (
     WordTokenizer,
     generate,
 )
+from nlp_lstm.checks import check_seed, usage_error
 from nlp_lstm.text import OOV_ID
 
 HELP = """commands (at the end of a line, then Enter):
@@ -252,7 +253,7 @@ class PromptConfig:
         k: Suggestions shown.
         more_words: Pipe mode: continue every prompt by this many words (0: no continuation).
         rule: The continuation rule, e.g. "greedy", "topk 40", "topp 0.9", "temp 0.8", "beam 4".
-        seed: Seed of the sampling rules (None: different every time).
+        seed: Seed of the sampling rules, in [0, 2**32) (None: different every time).
         json: Pipe mode: one JSON object per line instead of text.
 
     Example:
@@ -274,6 +275,8 @@ class PromptConfig:
             raise ValueError(f"k must be in 1..50, got {self.k}")
         if not 0 <= self.more_words <= MAX_MORE_WORDS:
             raise ValueError(f"more_words must be in 0..{MAX_MORE_WORDS}, got {self.more_words}")
+        if self.seed is not None:
+            check_seed("seed", self.seed)
         object.__setattr__(self, "next_token_rule", parse_rule(self.rule.split()))
 
 
@@ -431,7 +434,7 @@ def run_prompt(args: argparse.Namespace) -> int:
     try:
         config = PromptConfig(k=args.top_k, more_words=args.more, rule=args.rule, seed=args.seed, json=args.json)
     except ValueError as error:
-        raise SystemExit(f"nlp-lstm prompt: error: {error}") from None
+        raise usage_error("nlp-lstm prompt", error) from None
     decoder, tokenizer = tiny_untrained_model() if args.dry_run else load_prompt_model(args.model)
     context = TypedContext(decoder, tokenizer)
     if args.dry_run:

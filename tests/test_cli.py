@@ -117,13 +117,15 @@ def test_evaluate_dry_run_prints_metrics_and_confusion_matrix(trained, capsys):
 
 
 def test_predict_prints_one_line_per_text(trained, capsys):
-    status, out, _ = run_main(["predict", "--model", str(trained[1]), "Loved it!", "", "日本語 \U0001F600"], capsys)
+    status, out, err = run_main(["predict", "--model", str(trained[1]), "Loved it!", "", "日本語 \U0001F600"], capsys)
     assert status == 0
-    lines = out.splitlines()
+    lines = [line.split("\t") for line in out.splitlines()]
     assert len(lines) == 3
-    for line in lines:
-        label, probability, _ = line.split("\t")
-        assert label in ("neg", "pos") and 0 <= float(probability) <= 1
+    label, probability, _ = lines[0]
+    assert label in ("neg", "pos") and 0 <= float(probability) <= 1
+    # No word the model knows: answered, not labelled.
+    assert [line[:2] for line in lines[1:]] == [["none", "-"], ["none", "-"]]
+    assert err.startswith("nlp-lstm: note: 2 of 3 text(s) hold no word the model knows") and err.count("\n") == 1
 
 
 def test_predict_reads_stdin_when_given_no_text(trained, capsys, monkeypatch):
@@ -149,8 +151,9 @@ def test_export_dry_run_and_export(trained, tmp_path, capsys):
     shutil.rmtree(Path(out.split(" to ")[-1].strip()).parent)
     status, out, _ = run_main(["export", "--model", str(trained[1]), "--out", str(tmp_path / "exports")], capsys)
     assert status == 0 and (tmp_path / "exports" / "1" / "saved_model.pb").exists()
-    with pytest.raises(SystemExit, match="--out EXPORT_DIR is required"):
+    with pytest.raises(SystemExit) as exit_info:
         main(["export", "--model", str(trained[1])])
+    assert exit_info.value.code == 2 and "--out EXPORT_DIR is required" in capsys.readouterr().err
 
 
 def test_export_dispatches_a_nextword_folder_to_the_nextword_exporter(tmp_path, capsys, monkeypatch):
@@ -165,11 +168,19 @@ def test_export_dispatches_a_nextword_folder_to_the_nextword_exporter(tmp_path, 
 
 def test_nextword_hooks_run_the_modules_parser_and_function(capsys, monkeypatch):
     seen = []
-    fake = types.ModuleType("nlp_lstm.nextword")
-    fake.add_train_arguments = lambda parser: parser.add_argument("--window", type=int, help="tokens per window")
-    fake.run_train = lambda args: seen.append(args.window) or 0
-    monkeypatch.setitem(sys.modules, "nlp_lstm.nextword", fake)
-    assert main(["train", "nextword", "--window", "12"]) == 0 and seen == [12]
+    flags = types.ModuleType("nlp_lstm.nextword_config")
+    flags.add_train_arguments = lambda parser: parser.add_argument("--window", type=int, help="tokens per window")
+    runner = types.ModuleType("nlp_lstm.nextword")
+    runner.run_train = lambda args: seen.append(args.window) or 0
+
+    def check(args):  # the module that trains becomes importable only now: the hook must import it after this
+        seen.append("checked")
+        monkeypatch.setitem(sys.modules, "nlp_lstm.nextword", runner)
+
+    flags.check_train_arguments = check
+    monkeypatch.setitem(sys.modules, "nlp_lstm.nextword_config", flags)
+    monkeypatch.setitem(sys.modules, "nlp_lstm.nextword", None)  # importing it before the check fails
+    assert main(["train", "nextword", "--window", "12"]) == 0 and seen == ["checked", 12]
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "nextword", "--help"])
     assert exit_info.value.code == 0 and "--window" in capsys.readouterr().out

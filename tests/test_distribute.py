@@ -150,7 +150,7 @@ def test_a_worker_that_never_comes_gives_up_within_the_timeout(word_reviews: Pat
     process = _train(word_reviews, tmp_path / "model", "--strategy", "multiworker", "--cluster-timeout", "5",
                      env=_env(TF_CONFIG=json.dumps(tf_config)))  # fmt: skip
     output, _ = process.communicate(timeout=120)
-    assert process.returncode != 0
+    assert process.returncode == 2  # a user's error, as every refusal; not the 137 of a SIGKILL
     assert time.monotonic() - started < 60
     assert f"did not form within 5 s (no answer from 127.0.0.1:{ports[1]})" in output
     assert not (tmp_path / "model" / "model.keras").exists()
@@ -206,7 +206,7 @@ def test_strategy_config_checks_its_fields() -> None:
         StrategyConfig("tpu")
     with pytest.raises(StrategyError, match="--devices goes with --strategy mirrored"):
         StrategyConfig("multiworker", ("GPU:0",))
-    with pytest.raises(StrategyError, match="must be > 0"):
+    with pytest.raises(StrategyError, match="must be a finite number > 0"):
         StrategyConfig("multiworker", cluster_timeout_s=0)
 
 

@@ -139,7 +139,7 @@ def test_carried_states_continue_each_row_across_training_batches(tmp_path):
     assert NextWordConfig.from_dict({"units": 8, "embedding_dim": 8}).carry_states is False  # older folders
 
 
-def test_carry_states_trains_through_the_cli_on_one_device_only(tmp_path):
+def test_carry_states_trains_through_the_cli_on_one_device_only(tmp_path, capsys):
     from nlp_lstm.cli import main
 
     path = toy_corpus_file(tmp_path)
@@ -154,8 +154,11 @@ def test_carry_states_trains_through_the_cli_on_one_device_only(tmp_path):
     (_, targets), (next_inputs, _) = next(batches), next(batches)
     np.testing.assert_array_equal(next_inputs[:, 0], targets[:, -1])  # rows that go on, for the carried states
     two = [*flags, "--out", str(tmp_path / "two"), "--strategy", "mirrored", "--devices", "CPU:0,CPU:1"]
-    with pytest.raises(SystemExit, match="--carry-states trains on one device, not with --strategy mirrored"):
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
         main(two)  # refused before a strategy is made
+    assert exit_info.value.code == 2
+    assert "--carry-states trains on one device, not with --strategy mirrored" in capsys.readouterr().err
     assert not (tmp_path / "two").exists()
 
 

@@ -56,6 +56,10 @@ def test_export_round_trip_without_nlp_lstm_equals_the_in_memory_model(tmp_path)
     folders = [write_model_folder(tmp_path / f"nextword{n}", num_layers=n) for n in (1, 2)]
     paths = [export_nextword(str(folder), str(tmp_path / f"exports{i}"), top_k=4) for i, folder in enumerate(folders)]
     assert paths[0] == tmp_path / "exports0" / "1"
+    mask = os.umask(0o022)
+    os.umask(mask)
+    for path in [paths[0], *paths[0].rglob("*")]:  # readable by a server of another user (umask 022: 0755, 0644)
+        assert path.stat().st_mode & 0o777 == (0o777 if path.is_dir() else 0o666) & ~mask, path
     assert (paths[0] / "assets.extra" / "vocabulary.txt").read_text(encoding="utf-8") == (
         folders[0] / "vocabulary.txt"
     ).read_text(encoding="utf-8")

@@ -142,8 +142,9 @@ def test_bad_model_folder_is_one_line_and_status_2(tmp_path, capsys):
 
     assert main(["prompt", "--model", str(tmp_path / "missing")]) == 2
     assert capsys.readouterr().err.strip().startswith("nlp-lstm: error:")
-    with pytest.raises(SystemExit, match="beam"):  # a bad rule: a usage error, before any model loads
+    with pytest.raises(SystemExit) as exit_info:  # a bad rule: a usage error, before any model loads
         main(["prompt", "--model", str(tmp_path), "--rule", "beam x"])
+    assert exit_info.value.code == 2 and "beam" in capsys.readouterr().err
 
 
 def test_prompt_script_dry_run(capsys, monkeypatch):

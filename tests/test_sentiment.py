@@ -113,9 +113,14 @@ def test_awkward_texts_get_predictions(trained):
     _, model_dir = trained
     predictions = predict_sentiment(model_dir, AWKWARD_TEXTS)
     assert len(predictions) == len(AWKWARD_TEXTS)
+    # Judged: the texts with a word of the tiny vocabulary ("great", "caf", "film"); the others hold none.
+    assert [p.judged for p in predictions] == [False, False, True, True, True, False, False, False, False]
     for prediction in predictions:
-        assert prediction.label == ("pos" if prediction.probability >= 0.5 else "neg")
-        assert 0.0 <= prediction.probability <= 1.0
+        if prediction.judged:
+            assert prediction.label == ("pos" if prediction.probability >= 0.5 else "neg")
+            assert 0.0 <= prediction.probability <= 1.0
+        else:
+            assert prediction.label == "none" and np.isnan(prediction.probability)
     # A 1 MB review is read up to max_length tokens, like the reviews the model trained on.
     max_length = load_sentiment_model(model_dir).config.max_length
     cut = predict_sentiment(model_dir, ["great " * max_length])[0].probability
@@ -174,7 +179,7 @@ def test_the_verdict_is_the_mean_of_the_members():
 
 
 def test_members_must_be_positive():
-    with pytest.raises(ValueError, match="members must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="members must be an integer >= 1, got 0"):
         SentimentConfig(members=0)
 
 
@@ -209,7 +214,7 @@ def test_labels_are_pinned_neg_0_pos_1(trained):
     # The tiny test split: test/neg holds 2 reviews, test/pos 2 (conftest.py); rows are true labels.
     assert metrics["confusion_matrix"] == [[0, 2], [0, 2]]
     assert metrics["recall"] == 1.0 and metrics["accuracy"] == 0.5
-    assert {p.label for p in predict_sentiment(loaded, ["anything", ""])} == {"pos"}
+    assert {p.label for p in predict_sentiment(loaded, ["a great film", "dull"])} == {"pos"}
 
 
 def test_evaluate_predict_and_export_reuse_the_saved_vocabulary(trained, monkeypatch):
@@ -353,7 +358,7 @@ def test_pretrained_language_models_are_where_training_starts(tmp_path):
 def test_ppmi_and_pretraining_cannot_both_set_the_word_vectors():
     with pytest.raises(ValueError, match="choose one"):
         SentimentConfig(word_vectors="ppmi", pretrain_steps=10)
-    with pytest.raises(ValueError, match="pretrain_steps must be >= 0"):
+    with pytest.raises(ValueError, match="pretrain_steps must be an integer >= 0"):
         SentimentConfig(pretrain_steps=-1)
 
 
@@ -460,7 +465,7 @@ def test_training_saves_the_validation_threshold_and_every_verdict_uses_it(train
     assert saved["threshold"] == sentiment.choose_threshold(labels, probabilities)
     # A threshold above every probability: everything is neg, in predict and evaluate alike.
     (model_copy / "config.json").write_text(json.dumps({**saved, "threshold": 0.9999}))
-    assert {p.label for p in predict_sentiment(model_copy, ["Loved it!", "dull", ""])} == {"neg"}
+    assert {p.label for p in predict_sentiment(model_copy, ["Loved it!", "dull"])} == {"neg"}
     assert evaluate_sentiment(model_copy, quiet_data(acl_imdb))["confusion_matrix"] == [[2, 0], [2, 0]]
 
 

@@ -1,0 +1,76 @@
+"""Checks of user values, shared by the config dataclasses: seeds, rates, fractions, counts.
+
+Each raises ValueError naming the field and the value; the command line turns that into one line
+and exit status 2 (`usage_error`), before TensorFlow is imported. Plain Python: no TensorFlow here.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from typing import Any
+
+SEED_LIMIT = 2**32  # numpy and Keras take seeds in [0, 2**32)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_seed(name: str, value: Any) -> None:
+    """A seed: an integer in [0, 2**32).
+
+    Example:
+
+    >>> from nlp_lstm.checks import check_seed
+    >>> check_seed("seed", 7)
+    >>> check_seed("seed", -1)
+    Traceback (most recent call last):
+    ...
+    ValueError: seed must be an integer in [0, 2**32), got -1
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < SEED_LIMIT:
+        raise ValueError(f"{name} must be an integer in [0, 2**32), got {value!r}")
+
+
+def check_positive(name: str, value: Any) -> None:
+    """A rate, a norm, a time: a finite number > 0 (NaN and infinity are refused).
+
+    Example:
+
+    >>> from nlp_lstm.checks import check_positive
+    >>> check_positive("learning_rate", float("nan"))
+    Traceback (most recent call last):
+    ...
+    ValueError: learning_rate must be a finite number > 0, got nan
+    """
+    if not _is_number(value) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+
+
+def check_rate(name: str, value: Any) -> None:
+    """A dropout rate or held-out fraction that may be 0: a number in [0, 1) (NaN is refused)."""
+    if not _is_number(value) or not 0.0 <= value < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+
+
+def check_count(name: str, value: Any, least: int = 1, none_ok: bool = False) -> None:
+    """An integer >= `least` (or None, when `none_ok`)."""
+    if value is None and none_ok:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        extra = " or None" if none_ok else ""
+        raise ValueError(f"{name} must be an integer >= {least}{extra}, got {value!r}")
+
+
+def usage_error(prog: str, error: Exception | str) -> SystemExit:
+    """Prints `<prog>: error: <error>` on stderr; returns the SystemExit (status 2) to raise.
+
+    Example:
+
+    >>> from nlp_lstm.checks import usage_error
+    >>> usage_error("nlp-lstm train sentiment", ValueError("seed must be ...")).code
+    2
+    """
+    print(f"{prog}: error: {error}", file=sys.stderr)
+    return SystemExit(2)

@@ -1,0 +1,351 @@
+"""The next-word app's config and the flags of `nlp-lstm train nextword`, in plain Python (no TensorFlow).
+
+    NextWordConfig       the model, its vocabulary and its training schedule; every value checked
+    dry_run_config       a tiny model and a few batches, for --dry-run
+    add_train_arguments  the flags of `nlp-lstm train nextword` (and scripts/train_nextword.py)
+    check_corpus_files   --corpus files that are not text, or too small to validate or train on, refused
+
+The command line parses the flags, builds the configs and reads the --corpus files here, so a bad
+value or an unusable corpus is refused in a second, with exit status 2, before TensorFlow is imported.
+`nlp_lstm.nextword` re-exports these names.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from nlp_lstm.checks import check_count, check_positive, usage_error
+from nlp_lstm.data_config import CorpusConfig, DataError, corpus_split, read_text_files, split_paragraphs
+from nlp_lstm.distribute import StrategyError, add_strategy_arguments, strategy_config_from_args
+from nlp_lstm.model_config import NextWordModelConfig
+
+DEFAULT_MODEL_DIR = "saved_models/nextword"
+# `nlp-lstm train nextword` on one machine stops after the epoch when another would pass this many minutes
+# of training: the default budget took 52 min here (epochs of 9.6 to 11.2 min, as the shared machine's
+# speed varies), and the command must stay within the hour with reading and saving.
+DEFAULT_MAX_TRAIN_MINUTES = 55.0
+
+
+@dataclass(frozen=True)
+class NextWordConfig:
+    """The next-word model, its vocabulary and its training schedule.
+
+    Args:
+        max_tokens: Vocabulary size, counting '' (padding), '[UNK]' and '[BOS]' (the review boundary).
+        embedding_dim, units, num_layers, dropout, tie_embeddings, num_sampled: The model
+            (`nextword_model.NextWordModelConfig`).
+        window: Tokens per training sequence (truncated backpropagation through time).
+        batch_size: Sequences per batch.
+        train_tokens: Tokens to train on in all (the time budget); the corpus is sampled, shuffled.
+        epochs: Training is cut into this many epochs of train_tokens / epochs tokens each.
+        learning_rate: Adam's peak learning rate; it decays along a cosine to a tenth of it.
+        clipnorm: Adam clips each gradient to this norm.
+        patience: Epochs without a better validation loss before stopping early; None never stops.
+        seed: Seeds the weights, the candidate draws and the order of windows, in [0, 2**32).
+        backup_every: Back up the training state every this many steps (resume after a kill).
+        carry_states: Train on rows that continue each other from batch to batch, each batch starting
+            from the states the batch before ended with (`text.make_language_model_streams`), as
+            evaluation and the prompt read a whole review; False: shuffled windows from zero states.
+            Each epoch reads the start of a new, reshuffled pass, its first batch from the states the
+            epoch before ended with (as at a pass's end: once in thousands of steps). One device only.
+            A config.json without it was trained without.
+
+    Example:
+
+    >>> from nlp_lstm.nextword_config import NextWordConfig
+    >>> config = NextWordConfig()
+    >>> config.steps_per_epoch, config.model_config(20_000).num_sampled
+    (1953, 1024)
+    """
+
+    max_tokens: int = 20_000
+    embedding_dim: int = 256
+    units: int = 256
+    num_layers: int = 1
+    dropout: float = 0.0
+    tie_embeddings: bool = True
+    num_sampled: int = 1024
+    window: int = 32
+    batch_size: int = 64
+    train_tokens: int = 20_000_000
+    epochs: int = 5
+    learning_rate: float = 5e-3
+    clipnorm: float = 5.0
+    patience: int | None = 2
+    seed: int = 1337
+    backup_every: int = 500
+    carry_states: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("max_tokens", "window", "batch_size", "train_tokens", "epochs", "backup_every"):
+            check_count(name, getattr(self, name))
+        if self.max_tokens < 4:
+            raise ValueError(f"max_tokens must leave room for '', '[UNK]', '[BOS]' and a word, got {self.max_tokens}")
+        check_positive("learning_rate", self.learning_rate)
+        check_positive("clipnorm", self.clipnorm)
+        check_count("patience", self.patience, least=0, none_ok=True)
+        if self.train_tokens < self.epochs * self.batch_size * self.window:
+            raise ValueError(
+                f"train_tokens ({self.train_tokens}) must cover at least one batch "
+                f"({self.batch_size} x {self.window} tokens) per epoch ({self.epochs})"
+            )
+        self.model_config(self.max_tokens)  # validates the model's own fields, the seed among them
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Batches per epoch: train_tokens / (epochs * batch_size * window)."""
+        return self.train_tokens // (self.epochs * self.batch_size * self.window)
+
+    def model_config(self, vocab_size: int) -> NextWordModelConfig:
+        """The model's config for a vocabulary of `vocab_size` tokens (a small corpus may give fewer)."""
+        return NextWordModelConfig(
+            vocab_size=vocab_size, embedding_dim=self.embedding_dim, units=self.units,
+            num_layers=self.num_layers, dropout=self.dropout, tie_embeddings=self.tie_embeddings,
+            num_sampled=self.num_sampled, seed=self.seed, carry_batch=self.batch_size if self.carry_states else 0,
+        )  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> NextWordConfig:
+        """The config from config.json's "nextword" dict (unknown keys are an error)."""
+        unknown = set(values) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown NextWordConfig fields {sorted(unknown)}")
+        return cls(**{"carry_states": False, **values})
+
+
+def dry_run_config(config: NextWordConfig = NextWordConfig()) -> NextWordConfig:
+    """A tiny model and a few batches, for --dry-run: the same code path in seconds.
+
+    Example:
+
+    >>> from nlp_lstm.nextword_config import dry_run_config
+    >>> config = dry_run_config()
+    >>> config.units, config.steps_per_epoch
+    (8, 1)
+    """
+    return replace(
+        config, max_tokens=200, embedding_dim=8, units=8, num_sampled=16, window=8, batch_size=4,
+        train_tokens=32, epochs=1, backup_every=1,
+    )  # fmt: skip
+
+
+# How standardize (nlp_lstm.text) cuts words, in plain Python: tags and entities go, then anything but
+# letters, marks, digits and inner apostrophes. Close enough to count windows before TensorFlow loads.
+_MARKUP = re.compile(r"</?[a-z][^<>]*>|&[a-z]+;|&#[0-9]+;")
+_WORD = re.compile(r"(?:[^\W_]|[\u0300-\u036f])+(?:'+(?:[^\W_]|[\u0300-\u036f])+)*")
+_TEXT_SAMPLE = 1_000_000  # characters of each file that the text check reads
+MIN_TEXT_SHARE = 0.5  # of a text file's characters that are letters or white space
+
+
+def _tokens(paragraph: str) -> int:
+    """Tokens the model reads for one paragraph: a boundary token, then its words."""
+    lowered = _MARKUP.sub(" ", paragraph.lower()).replace("\u2019", "'").replace("\u02bc", "'")
+    return 1 + len(_WORD.findall(lowered))
+
+
+def _tokens_up_to(paragraphs: list[str], wanted: int) -> int:
+    """The tokens of `paragraphs`, counted until `wanted` is reached (a big corpus is not read to the end)."""
+    total = 0
+    for paragraph in paragraphs:
+        total += _tokens(paragraph)
+        if total >= wanted:
+            break
+    return total
+
+
+def not_text_reason(text: str) -> str | None:
+    """Why `text` (a decoded file) is not text the next-word app can learn from, or None if it is.
+
+    Text has no NUL character, and at least half of its characters (of its first million) are letters
+    or white space; bytes that are not UTF-8 were replaced by U+FFFD, which is neither.
+
+    Example:
+
+    >>> from nlp_lstm.nextword_config import not_text_reason
+    >>> not_text_reason("A film.\\n\\nAnother one."), not_text_reason("ok\\x00")
+    (None, 'it holds NUL characters (a binary file?)')
+    """
+    if "\x00" in text:
+        return "it holds NUL characters (a binary file?)"
+    sample = text[:_TEXT_SAMPLE]
+    wordy = sum(1 for character in sample if character.isalpha() or character.isspace())
+    if sample and wordy < MIN_TEXT_SHARE * len(sample):
+        return (f"only {wordy / len(sample):.0%} of its characters are letters or spaces (text has at least "
+                f"{MIN_TEXT_SHARE:.0%}; bytes that are not UTF-8 count as neither)")  # fmt: skip
+    return None
+
+
+def check_corpus_files(corpus: CorpusConfig, config: NextWordConfig) -> None:
+    """Refuses --corpus files that are not text, or too small to fill a validation window and a training batch.
+
+    Reads the files in plain Python, as `nlp_lstm.corpus.load_corpus` will (same paragraphs, same seeded
+    split), and counts tokens as the model will read them. An IMDB corpus (no files) is not checked.
+
+    Raises:
+        DataError: The message says what is missing and which flags would help.
+    """
+    if not corpus.files:
+        return
+    texts, _ = read_text_files(corpus.files)
+    for path, text in zip(corpus.files, texts, strict=True):
+        reason = not_text_reason(text)
+        if reason:
+            raise DataError(f"corpus file {path} is not text: {reason}; --corpus takes UTF-8 text files")
+    documents = [p for text in texts for p in split_paragraphs(text)]
+    parts = corpus_split(len(documents), corpus)
+    window = config.window + 1  # a window's inputs and the word after the last one
+    val_tokens = _tokens_up_to([documents[i] for i in parts["val"]], window)
+    if val_tokens < window:
+        raise DataError(
+            f"the corpus is too small for a validation split: its {len(parts['val'])} validation paragraph(s) "
+            f"(--val-fraction {corpus.val_fraction:g} of {len(documents)} paragraphs) hold {val_tokens} tokens, and "
+            f"validation needs at least {window} (one window: --window {config.window}, plus the next word); pass "
+            f"more text, a larger --val-fraction or a smaller --window"
+        )
+    # Training batches are full: `batch_size` windows of window + 1 tokens, or with --carry-states
+    # `batch_size` rows of `window` tokens and the next word (text.make_language_model_streams).
+    if config.carry_states:
+        batch, how = config.batch_size * config.window + 1, f"{config.batch_size} x {config.window} + 1"
+    else:
+        batch, how = config.batch_size * window, f"{config.batch_size} x ({config.window} + 1)"
+    train_tokens = _tokens_up_to([documents[i] for i in parts["train"]], batch)
+    if train_tokens < batch:
+        raise DataError(
+            f"the corpus is too small to train on: its {len(parts['train'])} training paragraph(s) hold "
+            f"{train_tokens} tokens, and one batch needs {batch} (--batch-size x --window: {how}); pass more "
+            f"text, or a smaller --batch-size or --window"
+        )
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
+def _minutes(text: str) -> float:
+    """A positive number of minutes, or 'none' for no limit (returned as math.inf)."""
+    if text.strip().lower() == "none":
+        return math.inf
+    value = float(text)
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be > 0 or 'none', got {text}")
+    return value
+
+
+def max_train_minutes(requested: float | None, workers: int) -> float | None:
+    """The time limit a train command runs under: the one asked for, else the default on one machine.
+
+    Example:
+
+    >>> from nlp_lstm.nextword_config import max_train_minutes
+    >>> [max_train_minutes(asked, workers) for asked, workers in [(None, 1), (None, 2), (30.0, 1), (math.inf, 1)]]
+    [55.0, None, 30.0, None]
+    """
+    if requested is None:
+        return None if workers > 1 else DEFAULT_MAX_TRAIN_MINUTES
+    return None if math.isinf(requested) else requested
+
+
+def add_corpus_arguments(parser: argparse.ArgumentParser) -> None:
+    """--data, --corpus, --limit: where the text comes from."""
+    parser.add_argument("--data", metavar="PATH", default=None,
+                        help="IMDB reviews: an extracted aclImdb folder or a .tar.gz of it (default: "
+                        "tensorflow-datasets' imdb_reviews)")  # fmt: skip
+    parser.add_argument("--corpus", metavar="FILE", nargs="+", default=None,
+                        help="train on your own UTF-8 text files instead of IMDB (paragraphs are documents; "
+                        "bytes that are not UTF-8 are replaced and counted)")  # fmt: skip
+    parser.add_argument("--limit", type=_positive_int, default=None,
+                        help="read at most this many reviews per split (or paragraphs) (default: all)")
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds the flags of `nlp-lstm train nextword` (and scripts/train_nextword.py) to `parser`.
+
+    The values are checked where the configs are built (`_configs`), not here.
+    """
+    d = NextWordConfig()
+    default = "(default: %(default)s)"
+    add_corpus_arguments(parser)
+    parser.add_argument("--out", metavar="DIR", default=None,
+                        help=f"the model folder to write (default: {DEFAULT_MODEL_DIR}; with --dry-run a "
+                        f"temporary folder)")  # fmt: skip
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace a finished model in --out (otherwise refused, so that none is lost)")
+    parser.add_argument("--seed", type=int, default=d.seed, help=f"seed of splits, weights and order {default}")
+    parser.add_argument("--val-fraction", type=float, default=CorpusConfig().val_fraction,
+                        help=f"fraction of the labelled train reviews (or paragraphs) for validation {default}")
+    parser.add_argument("--max-tokens", type=_positive_int, default=d.max_tokens,
+                        help=f"vocabulary size, counting padding, [UNK] and [BOS] {default}")
+    parser.add_argument("--embedding-dim", type=_positive_int, default=d.embedding_dim,
+                        help=f"word vector size {default}")
+    parser.add_argument("--units", type=_positive_int, default=d.units, help=f"LSTM units per layer {default}")
+    parser.add_argument("--layers", type=int, choices=(1, 2), default=d.num_layers, help=f"LSTM layers {default}")
+    parser.add_argument("--dropout", type=float, default=d.dropout, help=f"dropout between layers {default}")
+    parser.add_argument("--no-tie-embeddings", action="store_true",
+                        help="give the output projection its own weights (default: the embedding matrix)")
+    parser.add_argument("--num-sampled", type=int, default=d.num_sampled,
+                        help=f"candidate words of the sampled-softmax loss; 0 for the full softmax {default}")
+    parser.add_argument("--window", type=_positive_int, default=d.window, help=f"tokens per sequence {default}")
+    parser.add_argument("--batch-size", type=_positive_int, default=d.batch_size, help=f"sequences per batch {default}")
+    parser.add_argument("--train-tokens", type=_positive_int, default=d.train_tokens,
+                        help=f"tokens to train on in all: the time budget {default}")
+    parser.add_argument("--epochs", type=_positive_int, default=d.epochs,
+                        help=f"validations (with checkpoint and curves) along the way {default}")
+    parser.add_argument("--learning-rate", type=float, default=d.learning_rate, help=f"Adam's peak rate {default}")
+    parser.add_argument("--patience", type=int, default=d.patience,
+                        help=f"epochs without a better val loss before stopping {default}")
+    parser.add_argument("--backup-every", type=_positive_int, default=d.backup_every,
+                        help=f"back up the training state every this many steps {default}")
+    parser.add_argument("--max-train-minutes", type=_minutes, default=None, metavar="MINUTES",
+                        help=f"stop after the epoch when another would take training past this many minutes; "
+                        f"'none' for no limit (default: {DEFAULT_MAX_TRAIN_MINUTES:g} on one machine, so that "
+                        f"the default run stays within the hour on a slow day; none in a multi-worker cluster)")
+    parser.add_argument("--carry-states", action="store_true",
+                        help="rows continue each other from batch to batch and carry their states (one device)")
+    add_strategy_arguments(parser)
+    parser.add_argument("--dry-run", action="store_true",
+                        help="train a tiny model for one step on a handful of texts, in seconds (for CI)")
+
+
+def _configs(args: argparse.Namespace) -> tuple[CorpusConfig, NextWordConfig]:
+    """The configs of `nlp-lstm train nextword`'s flags, checked (with the --corpus files) before TensorFlow loads.
+
+    A bad value exits with status 2 and one line; a corpus that cannot train raises DataError.
+    """
+    try:
+        config = NextWordConfig(
+            max_tokens=args.max_tokens, embedding_dim=args.embedding_dim, units=args.units, num_layers=args.layers,
+            dropout=args.dropout, tie_embeddings=not args.no_tie_embeddings, num_sampled=args.num_sampled,
+            window=args.window, batch_size=args.batch_size, train_tokens=args.train_tokens, epochs=args.epochs,
+            learning_rate=args.learning_rate, patience=args.patience, seed=args.seed, backup_every=args.backup_every,
+            carry_states=args.carry_states,
+        )  # fmt: skip
+        if args.dry_run:
+            config = dry_run_config(config)
+        if config.carry_states and args.strategy != "default":
+            raise ValueError(f"--carry-states trains on one device, not with --strategy {args.strategy}")
+        corpus = CorpusConfig(
+            data=args.data, files=tuple(args.corpus or ()), seed=args.seed, val_fraction=args.val_fraction,
+            limit=args.limit,
+        )  # fmt: skip
+        if args.dry_run:  # the user's values are checked above, the dry run's below
+            corpus = replace(corpus, val_fraction=max(corpus.val_fraction, 0.25), limit=corpus.limit or 16)
+        strategy_config_from_args(args)  # checks --devices and --cluster-timeout
+    except (ValueError, StrategyError) as error:
+        raise usage_error("nlp-lstm train nextword", error) from None
+    check_corpus_files(corpus, config)
+    return corpus, config
+
+
+def check_train_arguments(args: argparse.Namespace) -> None:
+    """Builds and checks the configs of `nlp-lstm train nextword`, before TensorFlow loads; keeps them in `args.configs`.
+
+    The command line calls it between parsing and importing `nlp_lstm.nextword`; `run_train` uses what it kept.
+    """
+    args.configs = _configs(args)
