@@ -101,3 +101,22 @@ def tar_gz_writer():
 def tiny_files() -> dict[str, bytes]:
     """Relative path under aclImdb/ -> bytes of the tiny data set, to build variants from."""
     return tiny_aclimdb_files()
+
+
+# The real archive, for the tests marked slow: beside the project (../shared/data), as on the project's
+# machines and in CI, or where NLP_LSTM_ACLIMDB says. Elsewhere they skip, unless NLP_LSTM_REQUIRE_DATA=1
+# (set by .ci/run, where the archive must be): then a missing archive fails them.
+REAL_ARCHIVE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "aclImdb.tar.gz"
+
+
+@pytest.fixture
+def aclimdb_archive() -> Path:
+    import os
+
+    path = Path(os.environ.get("NLP_LSTM_ACLIMDB", REAL_ARCHIVE))
+    if not path.is_file():
+        message = f"no aclImdb archive at {path} (set NLP_LSTM_ACLIMDB to its path)"
+        if os.environ.get("NLP_LSTM_REQUIRE_DATA") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path

@@ -255,12 +255,9 @@ def test_docstring_examples_run(tiny_aclimdb, monkeypatch):
 
 
 @pytest.mark.slow
-def test_real_archive_sizes_and_labels():
+def test_real_archive_sizes_and_labels(aclimdb_archive):
     """The real archive, where there is one: `pytest -m slow` (about 10-15 s to read)."""
-    path = os.environ.get("NLP_LSTM_ACLIMDB", "/work/shared/data/aclImdb.tar.gz")
-    if not os.path.exists(path):
-        pytest.skip(f"no aclImdb archive at {path}; set NLP_LSTM_ACLIMDB")
-    splits = load_imdb(DataConfig(source=path))
+    splits = load_imdb(DataConfig(source=str(aclimdb_archive)))
     assert splits.sizes == {"train": 22500, "val": 2500, "test": 25000, "unsup": 50000}
     val_labels = [label for _, label in splits.val.batch(5000).as_numpy_iterator()][0]
     assert np.bincount(val_labels).tolist() == [1250, 1250]

@@ -384,16 +384,12 @@ def test_no_validation_split_is_a_data_error(trained, tmp_path):
 
 
 @pytest.mark.slow
-def test_real_data_short_run():
+def test_real_data_short_run(aclimdb_archive, tmp_path):
     """One short epoch on 2,000 reviews of ../shared/data: learns something (val accuracy > 0.6)."""
-    archive = Path(__file__).resolve().parents[2] / "shared" / "data" / "aclImdb.tar.gz"
-    if not archive.exists():
-        pytest.skip(f"{archive} is not here")
-    out = Path(__import__("tempfile").mkdtemp()) / "sentiment"
     metrics = train_sentiment(
-        DataConfig(source=str(archive), limit=2000, include_unsup=False),
+        DataConfig(source=str(aclimdb_archive), limit=2000, include_unsup=False),
         SentimentConfig(epochs=1, max_length=200),
-        out,
+        tmp_path / "sentiment",
         fit_config=FitConfig(epochs=1, verbose=2),
     )
     assert metrics["val_accuracy"] > 0.6
