@@ -125,21 +125,12 @@ def _add_train_sentiment(apps: Any) -> None:
     parser.add_argument("--max-length", type=_positive_int, default=800,
                         help=f"tokens kept from the start of each review {from_default}")
     parser.add_argument("--embedding-dim", type=_positive_int, default=128, help=f"word vector size {from_default}")
-    parser.add_argument("--word-vectors", choices=("ppmi", "random"), default="random",
-                        help="start the word vectors from word co-occurrences in the training and unlabelled "
-                        f"reviews (ppmi; about a minute) or at random {from_default}")  # fmt: skip
     parser.add_argument("--units", type=_positive_int, default=64, help=f"LSTM units per direction {from_default}")
-    parser.add_argument("--members", type=_positive_int, default=1,
-                        help="BiLSTM classifiers trained side by side and averaged, an ensemble; each adds the "
-                        f"time of one {from_default}")  # fmt: skip
     parser.add_argument("--ngram-buckets", type=_non_negative_int, default=1 << 22,
                         help="hash buckets for the word pairs of the n-gram member (NBSVM's logistic regression on "
                         f"words and word pairs, averaged with the BiLSTMs), 0 for none {from_default}")  # fmt: skip
     parser.add_argument("--ngram-c", type=float, default=1.0,
                         help=f"inverse strength of the n-gram member's L2 penalty, as liblinear's C {from_default}")
-    parser.add_argument("--pretrain-steps", type=_non_negative_int, default=0,
-                        help="steps of language-model pretraining of the word vectors and of each LSTM direction "
-                        f"on the training and unlabelled reviews, 0 for none {from_default}")  # fmt: skip
     parser.add_argument("--embedding-dropout", type=_fraction, default=0.5,
                         help=f"dropout on the word vectors {from_default}")
     parser.add_argument("--head-dropout", type=_fraction, default=0.5,
@@ -149,9 +140,6 @@ def _add_train_sentiment(apps: Any) -> None:
     parser.add_argument("--learning-rate-decay", choices=("cosine", "none"), default="cosine",
                         help="cosine: the learning rate falls to 0 along a half cosine over --epochs; none: it stays "
                         f"{from_default}")  # fmt: skip
-    parser.add_argument("--tune-threshold", action="store_true",
-                        help="after training, move the decision threshold from 0.5 to the one most accurate on "
-                        "the validation split")  # fmt: skip
     parser.add_argument("--backup-every", type=_positive_int, default=50,
                         help=f"back up the training state every this many steps, for resuming {from_default}")
     parser.add_argument("--max-train-minutes", type=float, default=None,
@@ -170,12 +158,10 @@ def _sentiment_configs(args: argparse.Namespace) -> tuple[Any, Any]:
     try:
         config = SentimentConfig(
             max_tokens=args.max_tokens, max_length=args.max_length, embedding_dim=args.embedding_dim,
-            word_vectors=args.word_vectors, units=args.units, members=args.members,
-            ngram_buckets=args.ngram_buckets, ngram_c=args.ngram_c,
-            pretrain_steps=args.pretrain_steps,
+            units=args.units, ngram_buckets=args.ngram_buckets, ngram_c=args.ngram_c,
             embedding_dropout=args.embedding_dropout, head_dropout=args.head_dropout,
             batch_size=args.batch_size, learning_rate=args.learning_rate,
-            learning_rate_decay=args.learning_rate_decay, tune_threshold=args.tune_threshold, epochs=args.epochs,
+            learning_rate_decay=args.learning_rate_decay, epochs=args.epochs,
             patience=args.patience, seed=args.seed, backup_every=args.backup_every,
             max_train_minutes=args.max_train_minutes,
         )  # fmt: skip
@@ -201,7 +187,6 @@ def _run_train_sentiment(args: argparse.Namespace) -> int:
         return 0
     print(
         f"val accuracy {metrics['val_accuracy']:.4f}, test accuracy {metrics['test_accuracy']:.4f} "
-        f"(pos at P >= {metrics.get('threshold', 0.5):.3f}) "
         f"after {metrics['epochs']} epoch(s); {metrics['wall_time_s']:.0f} s wall time; model in {out}"
     )
     return 0

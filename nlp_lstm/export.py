@@ -16,7 +16,7 @@ The sentiment export, `export_sentiment(model_dir, export_dir)`: a string-in Sav
 `serving_default` signature takes `text` (tf.string, [None]: raw reviews, any bytes) and returns
 
     probability  float32 [None]  P(pos)
-    label        int64   [None]  1 (pos) if probability >= the model's threshold (config.json), else 0
+    label        int64   [None]  1 (pos) if probability >= 0.5, else 0
                                  (neg): nlp_lstm.data.LABEL_NAMES
 
 Inside: the TextVectorization of the saved vocabulary with `nlp_lstm.text.standardize` (plain TF
@@ -179,12 +179,11 @@ def export_sentiment(model_dir: str | os.PathLike, export_dir: str | os.PathLike
     """
     loaded = load_sentiment_model(model_dir)
     model, vectorizer, max_length = loaded.model, loaded.vectorizer, loaded.config.max_length
-    threshold = loaded.threshold
 
     def serve(text: tf.Tensor) -> dict[str, tf.Tensor]:
         ids = vectorize_texts(vectorizer, text, max_length)  # (batch, time) int64
         probability = positive_probability(model, ids)  # (batch,) float32, the members' mean
-        return {"probability": probability, "label": tf.cast(probability >= threshold, tf.int64)}
+        return {"probability": probability, "label": tf.cast(probability >= 0.5, tf.int64)}
 
     def write(folder: Path) -> None:
         write_string_archive(folder, model, vectorizer, serve)

@@ -1,17 +1,15 @@
 """The configs of the shared models, in plain Python (no TensorFlow), so the command line can check them cheaply.
 
-    NextWordModelConfig  the LSTM language model (`nlp_lstm.nextword_model`): the next-word app's
-                         model, and the sentiment app's pretraining
-    PretrainConfig       how `nlp_lstm.pretrain` trains the sentiment app's two language models
+    NextWordModelConfig  the LSTM language model (`nlp_lstm.nextword_model`), the next-word app's model
 
-`nlp_lstm.nextword_model` and `nlp_lstm.pretrain` re-export them.
+`nlp_lstm.nextword_model` re-exports it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nlp_lstm.checks import check_count, check_positive, check_rate, check_seed
+from nlp_lstm.checks import check_count, check_rate, check_seed
 
 
 @dataclass(frozen=True)
@@ -79,46 +77,3 @@ class NextWordModelConfig:
     def uses_sampled_softmax(self) -> bool:
         """Whether training uses the sampled loss (fewer candidates than the vocabulary)."""
         return 0 < self.num_sampled < self.vocab_size - 1
-
-
-@dataclass(frozen=True)
-class PretrainConfig:
-    """How the two language models are trained.
-
-    Args:
-        steps: Training steps of each direction (batches of `batch_size` windows).
-        window: Tokens per training window.
-        batch_size: Windows per step.
-        num_sampled: Candidate words of the sampled softmax.
-        dropout: Dropout on the word vectors and LSTM outputs.
-        learning_rate: Adam's learning rate.
-        clipnorm: Adam clips each gradient to this norm.
-        seed: Seeds the weights, the dropout and the order of windows.
-
-    Example:
-
-    >>> from nlp_lstm.model_config import PretrainConfig
-    >>> PretrainConfig(steps=10).tokens_per_direction
-    81920
-    """
-
-    steps: int = 2500
-    window: int = 64
-    batch_size: int = 128
-    num_sampled: int = 512
-    dropout: float = 0.1
-    learning_rate: float = 2e-3
-    clipnorm: float = 1.0
-    seed: int = 1337
-
-    def __post_init__(self) -> None:
-        for name in ("steps", "window", "batch_size", "num_sampled"):
-            check_count(f"pretraining {name}", getattr(self, name))
-        check_rate("pretraining dropout", self.dropout)
-        check_positive("pretraining learning_rate", self.learning_rate)
-        check_positive("pretraining clipnorm", self.clipnorm)
-        check_seed("pretraining seed", self.seed)
-
-    @property
-    def tokens_per_direction(self) -> int:
-        return self.steps * self.batch_size * self.window

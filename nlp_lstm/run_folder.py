@@ -44,6 +44,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nlp_lstm import __version__
+
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
@@ -381,7 +383,7 @@ def read_model_config(model_dir: str | os.PathLike, app: str | None = None) -> d
     >>> import pathlib, tempfile
     >>> from nlp_lstm.run_folder import ModelFolderError, read_model_config
     >>> folder = pathlib.Path(tempfile.mkdtemp())
-    >>> _ = (folder / "config.json").write_text('{"app": "nextword"}')
+    >>> _ = (folder / "config.json").write_text('{"app": "nextword", "nlp_lstm_version": "0.2.0"}')
     >>> read_model_config(folder)["app"]
     'nextword'
     >>> try:
@@ -410,6 +412,12 @@ def read_model_config(model_dir: str | os.PathLike, app: str | None = None) -> d
     if app is not None and config["app"] != app:
         raise ModelFolderError(
             f"{folder} is not a {app} model: its {CONFIG_FILE} says app={config['app']!r}"
+        )
+    version = str(config.get("nlp_lstm_version", "0.1"))
+    if version.split(".")[:2] != __version__.split(".")[:2]:
+        raise ModelFolderError(
+            f"{folder} was written by nlp_lstm {version}, whose model folders this version ({__version__}) does "
+            f"not read (its options and files changed); train it again: {retrain_hint(folder, config, config['app'])}"
         )
     return config
 

@@ -6,26 +6,18 @@
          --masked max and mean over time, concatenated--> (batch, 4 * units)
          --Dropout, Dense(1, sigmoid)--> P(pos) (batch, 1)
 
-With `SentimentConfig.members` = K > 1 the model holds K such classifiers side by side, each with its
-own word vectors, LSTMs and head, trained at once but independently (each member's loss reaches only
-its own weights), and outputs their K probabilities (batch, K); P(pos) is their mean
-(`positive_probability`), the average of an ensemble. Member 0's layers carry the plain names
-("embedding", "bilstm", "probability"), member k's the suffix "_k".
-
-With `SentimentConfig.ngram_buckets` > 0 (the default) one more member follows the BiLSTMs: NBSVM's
+With `SentimentConfig.ngram_buckets` > 0 (the default) a second member follows the BiLSTM: NBSVM's
 logistic regression on the review's words and hashed word pairs (`nlp_lstm.ngrams`, layers named
-"ngram_*"), fitted once on the training split before the BiLSTMs train, then fixed, and averaged with
-them. It reads the same token ids, so the pipeline, the vocabulary and the export are unchanged.
+"ngram_*"), fitted once on the training split before the BiLSTM trains, then fixed. The model outputs
+both probabilities (batch, 2) and P(pos) is their mean (`positive_probability`). It reads the same
+token ids, so the pipeline, the vocabulary and the export are unchanged.
 
 A model folder (default saved_models/sentiment/) holds model.keras, vocabulary.txt, config.json
 ("app": "sentiment", the SentimentConfig and DataConfig it was trained with), metrics.json and
 what `nlp_lstm.training.fit` writes (history.csv, curves.png, logs/). The vocabulary is adapted
 once, on the training split, and every later step (evaluate, predict, export) reads it back.
 
-Labels everywhere: 0 = neg, 1 = pos (`nlp_lstm.data.LABEL_NAMES`). A probability at or above the
-model's decision threshold is pos: 0.5, or with `SentimentConfig.tune_threshold` the threshold most
-accurate on the validation split once training is done (`choose_threshold`). It is saved in
-config.json ("threshold") and used by evaluate, predict and export; a folder without one uses 0.5.
+Labels everywhere: 0 = neg, 1 = pos (`nlp_lstm.data.LABEL_NAMES`). P(pos) >= 0.5 is pos.
 """
 
 from __future__ import annotations
@@ -34,7 +26,7 @@ import math
 import os
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -46,24 +38,19 @@ from keras import layers, ops
 from nlp_lstm import __version__
 from nlp_lstm.data import LABEL_NAMES, DataConfig, DataError, ImdbSplits, load_imdb
 from nlp_lstm.distribute import prepare_model, refuse_time_limit_in_cluster, role_of, shardable
-from nlp_lstm.embeddings import EmbeddingConfig, ppmi_svd_vectors
 from nlp_lstm.layers import LSTM
 from nlp_lstm.ngrams import fit_ngram_logistic, ngram_probability
-from nlp_lstm.pretrain import PRETRAINED_DIR, pretrain_language_models
 from nlp_lstm.sentiment_config import (  # noqa: F401  (re-exported)
     LEARNING_RATE_DECAYS,
-    WORD_VECTORS,
     SentimentConfig,
     dry_run_config,
 )
 from nlp_lstm.text import (
-    BOUNDARY_TOKEN,
     OOV_ID,
     VectorizerConfig,
     build_vectorizer,
     load_vocabulary,
     make_classification_dataset,
-    token_id_rows,
     vectorizer_from_vocabulary,
 )
 from nlp_lstm.run_folder import (
@@ -93,7 +80,6 @@ from nlp_lstm.training import (
 
 APP = "sentiment"
 VOCABULARY_FILE = "vocabulary.txt"
-THRESHOLD_KEY = "threshold"  # in config.json: P(pos) at or above it is pos
 DEFAULT_MODEL_DIR = "saved_models/sentiment"
 # What the data config contributes to a model's identity (a resumed run must match it).
 _DATA_KEYS = ("source", "val_fraction", "seed", "limit")
@@ -145,49 +131,38 @@ class MaskedGlobalMaxPooling1D(layers.Layer):
         return (input_shape[0], input_shape[2])
 
 
-def member_suffix(member: int) -> str:
-    """The suffix of member `member`'s layer names: "" for member 0, "_k" for member k."""
-    return f"_{member}" if member else ""
-
-
 def build_sentiment_model(config: SentimentConfig, vocabulary_size: int | None = None) -> keras.Model:
     """The uncompiled classifier: token ids (batch, time) int64 -> P(pos) per member (batch, members).
 
-    The members are `config.members` BiLSTM classifiers, then the n-gram member when
-    `config.ngram_buckets` > 0.
+    The members are the BiLSTM classifier, then the n-gram member when `config.ngram_buckets` > 0.
 
     Args:
-        config: Sizes, dropout and the number of members.
+        config: Sizes and dropout.
         vocabulary_size: Rows of the embedding; default `config.max_tokens` (a small corpus can give fewer).
 
     Example:
 
     >>> import numpy as np
     >>> from nlp_lstm.sentiment import SentimentConfig, build_sentiment_model
-    >>> config = SentimentConfig(max_tokens=50, embedding_dim=8, units=4, members=3, ngram_buckets=64)
+    >>> config = SentimentConfig(max_tokens=50, embedding_dim=8, units=4, ngram_buckets=64)
     >>> model = build_sentiment_model(config)
     >>> tuple(model(np.array([[5, 7, 0, 0], [3, 0, 0, 0]])).shape)
-    (2, 4)
+    (2, 2)
     """
     token_ids = keras.Input(shape=(None,), dtype="int64", name="token_ids")  # (batch, time)
-    probabilities = []
-    for member in range(config.members):
-        name, seed = member_suffix(member), config.seed + 2 * member
-        x = layers.Embedding(
-            vocabulary_size or config.max_tokens, config.embedding_dim, mask_zero=True, name=f"embedding{name}"
-        )(token_ids)  # (batch, time, embedding_dim), mask (batch, time)
-        x = layers.Dropout(config.embedding_dropout, seed=seed, name=f"embedding_dropout{name}")(x)
-        x = layers.Bidirectional(LSTM(config.units, return_sequences=True), name=f"bilstm{name}")(x)  # (b, t, 2u)
-        max_pooled = MaskedGlobalMaxPooling1D(name=f"max_pool{name}")(x)
-        mean_pooled = layers.GlobalAveragePooling1D(name=f"mean_pool{name}")(x)
-        pooled = layers.Concatenate(name=f"pooled{name}")([max_pooled, mean_pooled])  # (batch, 4u)
-        pooled = layers.Dropout(config.head_dropout, seed=seed + 1, name=f"head_dropout{name}")(pooled)
-        probabilities.append(layers.Dense(1, activation="sigmoid", name=f"probability{name}")(pooled))  # (batch, 1)
+    rows = vocabulary_size or config.max_tokens
+    x = layers.Embedding(rows, config.embedding_dim, mask_zero=True, name="embedding")(token_ids)  # (b, t, e), mask
+    x = layers.Dropout(config.embedding_dropout, seed=config.seed, name="embedding_dropout")(x)
+    x = layers.Bidirectional(LSTM(config.units, return_sequences=True), name="bilstm")(x)  # (batch, time, 2u)
+    max_pooled = MaskedGlobalMaxPooling1D(name="max_pool")(x)
+    mean_pooled = layers.GlobalAveragePooling1D(name="mean_pool")(x)
+    pooled = layers.Concatenate(name="pooled")([max_pooled, mean_pooled])  # (batch, 4u)
+    pooled = layers.Dropout(config.head_dropout, seed=config.seed + 1, name="head_dropout")(pooled)
+    probability = layers.Dense(1, activation="sigmoid", name="probability")(pooled)  # (batch, 1)
     if config.ngram_buckets:
-        probabilities.append(ngram_probability(token_ids, vocabulary_size or config.max_tokens, config.ngram_buckets))
-    if len(probabilities) > 1:
-        probabilities = [layers.Concatenate(name="members")(probabilities)]  # (batch, members)
-    return keras.Model(token_ids, probabilities[0], name="sentiment_bilstm")
+        ngram = ngram_probability(token_ids, rows, config.ngram_buckets)  # (batch, 1)
+        probability = layers.Concatenate(name="members")([probability, ngram])  # (batch, 2)
+    return keras.Model(token_ids, probability, name="sentiment_bilstm")
 
 
 def positive_probability(model: keras.Model, ids: Any) -> Any:
@@ -279,29 +254,14 @@ def _folder_config(config: SentimentConfig, data_config: DataConfig, vocabulary_
     }
 
 
-# Fields of the n-gram member of nlp_lstm 0.1.0's first releases, a bag of n-gram vectors trained by Adam;
-# its folders still load (their model.keras holds that member), and resuming one starts afresh.
-_RETIRED_FIELDS = ("ngram_dim", "ngram_dropout", "ngram_scale")
-
-
-def _saved_config(values: dict[str, Any]) -> SentimentConfig:
-    """The SentimentConfig of config.json's "sentiment"."""
-    # A folder written before the n-gram member existed has none (the field's default now adds one).
-    values = {key: value for key, value in values.items() if key not in _RETIRED_FIELDS}
-    return SentimentConfig.from_dict({"ngram_buckets": 0, **values})
-
-
 def _same_run(out: Path, config: SentimentConfig, data_config: DataConfig) -> bool:
     """Whether out/config.json describes a run of `config` on `data_config` (so its backup may be resumed).
 
-    Compared as configs, not as JSON: a field added since the folder was written takes its default,
-    and a relative data path matches its absolute form.
+    Compared as configs, not as JSON: a relative data path matches its absolute form.
     """
     try:
         saved = read_model_config(out, APP)
-        if any(key in saved["sentiment"] for key in _RETIRED_FIELDS):
-            return False  # another n-gram member: its backup does not fit this model
-        saved_config = _saved_config(saved["sentiment"])
+        saved_config = SentimentConfig.from_dict(saved["sentiment"])
         saved_data = dict(saved["data"])
     except (ModelFolderError, KeyError, TypeError, ValueError):
         return False
@@ -325,36 +285,10 @@ def _predicted_probabilities(model: keras.Model, ids_and_labels: tf.data.Dataset
     return np.concatenate(probabilities), np.concatenate(labels)
 
 
-def choose_threshold(labels: np.ndarray, probabilities: np.ndarray) -> float:
-    """The decision threshold on P(pos) that classifies (labels, probabilities) most accurately.
-
-    The candidates are 0.5 and the midpoints between consecutive distinct probabilities (every way
-    of cutting the sorted probabilities in two); of the most accurate, the one nearest 0.5 wins.
-    Meant for the validation split: a model whose probabilities lean towards one label gets its cut
-    moved back, without retraining.
-
-    Example:
-
-    >>> import numpy as np
-    >>> from nlp_lstm.sentiment import choose_threshold
-    >>> round(choose_threshold(np.array([0, 0, 1, 1]), np.array([0.2, 0.6, 0.7, 0.9])), 6)
-    0.65
-    >>> choose_threshold(np.array([0, 1]), np.array([0.1, 0.9]))
-    0.5
-    """
-    labels = np.asarray(labels).astype(np.int64)
-    distinct = np.unique(np.asarray(probabilities, np.float64))
-    candidates = np.concatenate([[0.5], (distinct[:-1] + distinct[1:]) / 2])  # (c,)
-    predicted = np.asarray(probabilities, np.float64)[None, :] >= candidates[:, None]  # (c, n)
-    correct = (predicted == (labels == 1)[None, :]).sum(axis=1)  # (c,)
-    best = np.flatnonzero(correct == correct.max())
-    return float(candidates[best[np.argmin(np.abs(candidates[best] - 0.5))]])
-
-
-def classification_metrics(labels: np.ndarray, probabilities: np.ndarray, threshold: float = 0.5) -> dict[str, Any]:
+def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, Any]:
     """Accuracy, precision, recall and F1 of pos, and the confusion matrix [[tn, fp], [fn, tp]].
 
-    A probability >= `threshold` is pos. Rows of the confusion matrix are the true label (neg,
+    A probability >= 0.5 is pos. Rows of the confusion matrix are the true label (neg,
     pos), columns the predicted one.
 
     Example:
@@ -366,7 +300,7 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray, thresh
     (0.75, 0.6666666666666666, 1.0, [[1, 1], [0, 2]])
     """
     labels = np.asarray(labels).astype(np.int64)
-    predicted = (np.asarray(probabilities) >= threshold).astype(np.int64)
+    predicted = (np.asarray(probabilities) >= 0.5).astype(np.int64)
     tp = int(np.sum((predicted == 1) & (labels == 1)))
     fp = int(np.sum((predicted == 1) & (labels == 0)))
     fn = int(np.sum((predicted == 0) & (labels == 1)))
@@ -400,45 +334,6 @@ def _fit_ngram_member(
         ((hashed(ids).numpy(), labels.numpy()) for ids, labels in batches), member.rows, c=config.ngram_c, log=log
     )
     member.set_weights([fitted.weights, np.array([fitted.bias], "float32")])
-
-
-def _starting_weights(
-    model: keras.Model,
-    config: SentimentConfig,
-    data_config: DataConfig,
-    splits: ImdbSplits,
-    vectorizer: layers.TextVectorization,
-    out: Path,
-    strategy: tf.distribute.Strategy,
-    fit_config: FitConfig,
-) -> None:
-    """Fits the n-gram member; sets the word vectors (and LSTMs) that training starts from, if the config asks."""
-    pretrain = config.pretrain_config()
-    log = print if data_config.verbose else None
-    if config.ngram_buckets:
-        _fit_ngram_member(model, config, splits, vectorizer, log)
-    if config.word_vectors == "random" and pretrain is None:
-        return
-    unlabelled = splits.texts("train", "unsup")  # never val or test
-    if config.word_vectors == "ppmi":
-        vectors = ppmi_svd_vectors(
-            token_id_rows(vectorizer, unlabelled), vectorizer.vocabulary_size(),
-            EmbeddingConfig(dim=config.embedding_dim, seed=config.seed), log=log,
-        )  # fmt: skip
-        for member in range(config.members):
-            model.get_layer(f"embedding{member_suffix(member)}").set_weights([vectors])
-    if pretrain is None:
-        return
-    source = _folder_config(config, data_config, None)["data"]
-    weights = pretrain_language_models(
-        unlabelled, vectorizer, config.embedding_dim, config.units, pretrain, out / PRETRAINED_DIR, source,
-        strategy, fit_config.progress_display(), log,
-    )  # fmt: skip
-    for member in range(config.members):
-        name = member_suffix(member)
-        model.get_layer(f"embedding{name}").set_weights([weights.embedding])
-        model.get_layer(f"bilstm{name}").forward_layer.set_weights(weights.forward)
-        model.get_layer(f"bilstm{name}").backward_layer.set_weights(weights.backward)
 
 
 def train_sentiment(
@@ -500,8 +395,7 @@ def train_sentiment(
         out, resuming = worker_folder(out_dir, role), False
     fit_config = fit_config or sentiment_fit_config(config)
 
-    pretrain = config.pretrain_config()
-    splits = load_imdb(replace(data_config, include_unsup=config.word_vectors == "ppmi" or pretrain is not None))
+    splits = load_imdb(replace(data_config, include_unsup=False))
     if splits.sizes["val"] == 0:
         raise DataError(
             f"no validation reviews (val_fraction={data_config.val_fraction}, {splits.sizes['train']} training "
@@ -511,10 +405,8 @@ def train_sentiment(
         begin_writing(plan)
     vectorizer = cluster_vocabulary(
         strategy, out_dir, out, resuming,
-        lambda: build_vectorizer(splits.train, VectorizerConfig(
-            max_tokens=config.max_tokens, reserved_tokens=(BOUNDARY_TOKEN,) if pretrain else ()
-        )),
-    )  # fmt: skip
+        lambda: build_vectorizer(splits.train, VectorizerConfig(max_tokens=config.max_tokens)),
+    )
     vocabulary_size = vectorizer.vocabulary_size()
     if role.chief:
         atomic_write_json(out / CONFIG_FILE, run_config(_folder_config(config, data_config, vocabulary_size), out, command))
@@ -534,40 +426,30 @@ def train_sentiment(
     keras.utils.set_random_seed(config.seed)  # again: the weights must not depend on what the datasets drew
     with strategy.scope():
         model = compile_sentiment_model(build_sentiment_model(config, vocabulary_size), config, steps_per_epoch)
-    pretrain_s = 0.0
-    if not resuming:  # a resumed run restores its weights from the backup instead
-        pretrain_start = time.perf_counter()
-        _starting_weights(model, config, data_config, splits, vectorizer, out, strategy, fit_config)
-        pretrain_s = time.perf_counter() - pretrain_start
+    ngram_s = 0.0
+    if config.ngram_buckets and not resuming:  # a resumed run restores its weights from the backup instead
+        ngram_start = time.perf_counter()
+        _fit_ngram_member(model, config, splits, vectorizer, print if data_config.verbose else None)
+        ngram_s = time.perf_counter() - ngram_start
     model = prepare_model(model, strategy)
     result = fit(model, train_batches, batches(splits.val, False), out, fit_config, callbacks, role.chief)
     if not role.chief:
         drop_backup(out)
         return {"app": APP, "task": role.task, "epochs": result.epochs_done, "dry_run": fit_config.dry_run}
 
-    # The decision threshold, from validation only; then test, once.
-    threshold, tuned = 0.5, {}
-    if config.tune_threshold:
-        val_probabilities, val_labels = _predicted_probabilities(model, batches(splits.val, False))
-        threshold = choose_threshold(val_labels, val_probabilities)
-        at_threshold = classification_metrics(val_labels, val_probabilities, threshold)
-        tuned = {"val_accuracy_at_threshold": at_threshold["accuracy"]}
-    folder_config = _folder_config(config, data_config, vocabulary_size)
-    atomic_write_json(out / CONFIG_FILE, run_config({**folder_config, THRESHOLD_KEY: threshold}, out, command))
+    # Test, once.
     probabilities, labels = _predicted_probabilities(model, batches(splits.test, False))
-    test = classification_metrics(labels, probabilities, threshold)
+    test = classification_metrics(labels, probabilities)
     metrics = {
         "app": APP,
         "val_accuracy": result.best,
-        "threshold": threshold,
-        **tuned,
         "test_accuracy": test["accuracy"],
         "test": test,
         "best_epoch": None if result.best_epoch is None else result.best_epoch + 1,
         "epochs": result.epochs_done,
         "resumed_at_epoch": result.initial_epoch if result.resumed else None,
         "train_time_s": round(training_time_s(out), 3),
-        "pretrain_time_s": round(pretrain_s, 3),
+        "ngram_fit_time_s": round(ngram_s, 3),
         "sizes": splits.sizes,
         "replicas": role.replicas,
         "workers": role.workers,
@@ -581,14 +463,13 @@ def train_sentiment(
 @dataclass(frozen=True)
 class SentimentModel:
     """A loaded model folder: the Keras model, the vectorizer of its saved vocabulary, its config,
-    the data source it was trained on (None: tensorflow-datasets) and its decision threshold."""
+    and the data source it was trained on (None: tensorflow-datasets)."""
 
     model: keras.Model
     vectorizer: layers.TextVectorization
     config: SentimentConfig
     folder: Path
     data_source: str | None = None
-    threshold: float = 0.5
 
 
 def load_sentiment_model(model_dir: str | os.PathLike = DEFAULT_MODEL_DIR) -> SentimentModel:
@@ -609,7 +490,7 @@ def load_sentiment_model(model_dir: str | os.PathLike = DEFAULT_MODEL_DIR) -> Se
     require_files(folder, (MODEL_FILE, VOCABULARY_FILE), saved)
     check_vocabulary(folder, saved)
     try:
-        config = _saved_config(saved["sentiment"])
+        config = SentimentConfig.from_dict(saved["sentiment"])
     except (KeyError, TypeError, ValueError) as error:
         raise ModelFolderError(f"{folder / CONFIG_FILE} has no valid sentiment config ({error})") from error
     try:
@@ -634,10 +515,7 @@ def load_sentiment_model(model_dir: str | os.PathLike = DEFAULT_MODEL_DIR) -> Se
         )
     vectorizer = vectorizer_from_vocabulary(vocabulary, VectorizerConfig(None))
     data_source = saved.get("data", {}).get("source") if isinstance(saved.get("data"), dict) else None
-    threshold = saved.get(THRESHOLD_KEY, 0.5)
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 < threshold < 1.0:
-        raise ModelFolderError(f"{folder / CONFIG_FILE} has threshold {threshold!r}; expected a number in (0, 1)")
-    return SentimentModel(model, vectorizer, config, folder, data_source, float(threshold))
+    return SentimentModel(model, vectorizer, config, folder, data_source)
 
 
 def _as_model(model: SentimentModel | str | os.PathLike) -> SentimentModel:
@@ -664,7 +542,7 @@ def evaluate_sentiment(
         shuffle=False, seed=loaded.config.seed,
     )  # fmt: skip
     probabilities, labels = _predicted_probabilities(loaded.model, test)
-    return classification_metrics(labels, probabilities, loaded.threshold)
+    return classification_metrics(labels, probabilities)
 
 
 class Prediction(NamedTuple):
@@ -719,7 +597,7 @@ def predict_sentiment(
         known = ops.convert_to_numpy(ops.any(ids > OOV_ID, axis=1))  # (batch,): a word other than padding, [UNK]
         probabilities = ops.convert_to_numpy(positive_probability(loaded.model, ids))  # (batch,)
         predictions += [
-            Prediction(LABEL_NAMES[int(p >= loaded.threshold)], float(p)) if judged
+            Prediction(LABEL_NAMES[int(p >= 0.5)], float(p)) if judged
             else Prediction(UNJUDGED_LABEL, math.nan, False)
             for p, judged in zip(probabilities, known, strict=True)
         ]  # fmt: skip

@@ -12,9 +12,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from nlp_lstm.checks import check_count, check_positive, check_rate, check_seed
-from nlp_lstm.model_config import PretrainConfig
 
-WORD_VECTORS = ("ppmi", "random")
 LEARNING_RATE_DECAYS = ("cosine", "none")
 
 
@@ -26,27 +24,16 @@ class SentimentConfig:
         max_tokens: Vocabulary size, counting '' (padding) and '[UNK]'.
         max_length: Tokens kept from the start of each review (the rest is cut).
         embedding_dim: Size of the word vectors.
-        word_vectors: Where the word vectors start: "ppmi", from the co-occurrences of words in the
-            training and unlabelled reviews (`nlp_lstm.embeddings`; labels are not read), or
-            "random", Keras's initialiser. Pretraining (below) sets them instead.
         units: LSTM units per direction.
-        members: BiLSTM classifiers averaged (an ensemble trained in one model; 1: a single classifier).
         ngram_buckets: Hash buckets for the word pairs of the n-gram member, NBSVM's logistic regression
             on the words and word pairs of a review, averaged with the BiLSTMs (`nlp_lstm.ngrams`); 0: no
             n-gram member. Measured alone on IMDB validation: 91.4% with 2**20 buckets, 91.7% with 2**22,
             91.8% with every pair its own feature.
         ngram_c: Inverse strength of the n-gram member's L2 penalty (liblinear's C).
-        pretrain_steps: Steps of language-model pretraining of the word vectors and of each LSTM
-            direction on the training and unlabelled reviews (`nlp_lstm.pretrain`); 0: none.
-        pretrain_window: Tokens per pretraining window.
-        pretrain_batch_size: Windows per pretraining step.
         embedding_dropout: Dropout on the word vectors while training.
         head_dropout: Dropout on the pooled features, before the output layer.
         batch_size: Reviews per batch (batches group reviews of similar length).
         learning_rate: Adam's learning rate.
-        tune_threshold: After training, move the decision threshold on P(pos) from 0.5 to the cut most
-            accurate on validation. Off by default: measured here, a validation gain of 0.6 points
-            (threshold 0.745) came with a test loss of 0.1.
         learning_rate_decay: "cosine": the rate falls from `learning_rate` to 0 along a half cosine over
             `epochs` epochs, step by step (so the last epoch takes small steps); "none": it stays.
         clipnorm: Adam clips each gradient to this norm.
@@ -67,20 +54,14 @@ class SentimentConfig:
     max_tokens: int = 20_000
     max_length: int = 800
     embedding_dim: int = 128
-    word_vectors: str = "random"
     units: int = 64
-    members: int = 1
     ngram_buckets: int = 1 << 22
     ngram_c: float = 1.0
-    pretrain_steps: int = 0
-    pretrain_window: int = 64
-    pretrain_batch_size: int = 128
     embedding_dropout: float = 0.5
     head_dropout: float = 0.5
     batch_size: int = 64
     learning_rate: float = 1e-3
     learning_rate_decay: str = "cosine"
-    tune_threshold: bool = False
     clipnorm: float = 1.0
     epochs: int = 3
     patience: int = 2
@@ -89,22 +70,15 @@ class SentimentConfig:
     max_train_minutes: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("max_tokens", "max_length", "embedding_dim", "units", "members", "batch_size",
-                     "epochs", "backup_every"):
+        for name in ("max_tokens", "max_length", "embedding_dim", "units", "batch_size", "epochs", "backup_every"):
             check_count(name, getattr(self, name))
         check_count("ngram_buckets", self.ngram_buckets, least=0)  # 0: no n-gram member
-        check_count("pretrain_steps", self.pretrain_steps, least=0)
         check_count("patience", self.patience, least=0)
         check_seed("seed", self.seed)
-        if self.word_vectors not in WORD_VECTORS:
-            raise ValueError(f"word_vectors must be one of {WORD_VECTORS}, got {self.word_vectors!r}")
         if self.learning_rate_decay not in LEARNING_RATE_DECAYS:
             raise ValueError(
                 f"learning_rate_decay must be one of {LEARNING_RATE_DECAYS}, got {self.learning_rate_decay!r}"
             )
-        if self.pretrain_steps and self.word_vectors == "ppmi":
-            raise ValueError("word_vectors='ppmi' and pretrain_steps > 0 both set the word vectors: choose one")
-        self.pretrain_config()  # validates the pretraining fields
         if self.max_tokens < 3:
             raise ValueError(f"max_tokens must leave room for '', '[UNK]' and a word, got {self.max_tokens}")
         for name in ("embedding_dropout", "head_dropout"):
@@ -113,14 +87,6 @@ class SentimentConfig:
             check_positive(name, getattr(self, name))
         if self.max_train_minutes is not None:
             check_positive("max_train_minutes", self.max_train_minutes)
-
-    def pretrain_config(self) -> PretrainConfig | None:
-        """How `nlp_lstm.pretrain` trains the language models, or None without pretraining."""
-        if not self.pretrain_steps:
-            return None
-        return PretrainConfig(
-            steps=self.pretrain_steps, window=self.pretrain_window, batch_size=self.pretrain_batch_size, seed=self.seed
-        )
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SentimentConfig:
@@ -140,8 +106,5 @@ def dry_run_config(config: SentimentConfig = SentimentConfig()) -> SentimentConf
     >>> dry_run_config(SentimentConfig(seed=7)).units, dry_run_config(SentimentConfig(seed=7)).seed
     (4, 7)
     """
-    pretraining = {"pretrain_steps": 1, "pretrain_window": 8, "pretrain_batch_size": 2} if config.pretrain_steps else {}
     ngrams = {"ngram_buckets": 64} if config.ngram_buckets else {}
-    return replace(
-        config, max_tokens=200, max_length=32, embedding_dim=8, units=4, batch_size=8, epochs=1, **pretraining, **ngrams
-    )
+    return replace(config, max_tokens=200, max_length=32, embedding_dim=8, units=4, batch_size=8, epochs=1, **ngrams)

@@ -18,7 +18,7 @@ from nlp_lstm.checks import check_seed
 from nlp_lstm.cli import main, shown_text
 from nlp_lstm.data_config import CorpusConfig, DataConfig, DataError
 from nlp_lstm.distribute import StrategyConfig, StrategyError
-from nlp_lstm.model_config import NextWordModelConfig, PretrainConfig
+from nlp_lstm.model_config import NextWordModelConfig
 from nlp_lstm.nextword_config import NextWordConfig, check_corpus_files, dry_run_config, not_text_reason
 from nlp_lstm.sentiment_config import SentimentConfig
 
@@ -218,15 +218,12 @@ CONFIG_ERRORS = [
     (lambda: SentimentConfig(learning_rate=math.nan), "learning_rate"),
     (lambda: SentimentConfig(embedding_dropout=math.nan), "embedding_dropout"),
     (lambda: SentimentConfig(max_train_minutes=math.nan), "max_train_minutes"),
-    (lambda: SentimentConfig(pretrain_steps=1, pretrain_window=0), "pretraining window"),
     (lambda: NextWordConfig(seed=2**32), "seed"),
     (lambda: NextWordConfig(patience=-2), "patience"),
     (lambda: NextWordConfig(clipnorm=math.nan), "clipnorm"),
     (lambda: NextWordConfig(learning_rate=-math.inf), "learning_rate"),
     (lambda: NextWordModelConfig(vocab_size=50, dropout=math.nan), "dropout"),
     (lambda: NextWordModelConfig(vocab_size=50, seed=-5), "seed"),
-    (lambda: PretrainConfig(learning_rate=math.inf), "pretraining learning_rate"),
-    (lambda: PretrainConfig(seed=-1), "pretraining seed"),
     (lambda: DataConfig(seed=-1), "seed"),
     (lambda: DataConfig(val_fraction=math.nan), "val_fraction"),
     (lambda: DataConfig(network_timeout_s=math.inf), "network_timeout_s"),

@@ -157,7 +157,7 @@ def test_export_dry_run_and_export(trained, tmp_path, capsys):
 
 
 def test_export_dispatches_a_nextword_folder_to_the_nextword_exporter(tmp_path, capsys, monkeypatch):
-    (tmp_path / "config.json").write_text('{"app": "nextword"}')
+    (tmp_path / "config.json").write_text('{"app": "nextword", "nlp_lstm_version": "0.2.0"}')
     calls = []
     fake = types.ModuleType("nlp_lstm.nextword_export")
     fake.export_nextword = lambda model_dir, export_dir: calls.append((model_dir, export_dir)) or Path(export_dir) / "1"

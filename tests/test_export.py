@@ -5,7 +5,6 @@ from __future__ import annotations
 import doctest
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -13,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from nlp_lstm import export
 from nlp_lstm.export import export_sentiment, saved_model_op_names, write_next_version
@@ -122,17 +120,6 @@ def test_exporting_a_folder_that_is_not_a_sentiment_model_fails_clearly(tmp_path
     with pytest.raises(ModelFolderError, match="not a sentiment model"):
         export_sentiment(tmp_path, tmp_path / "exports")
     assert not (tmp_path / "exports").exists()
-
-
-def test_the_export_labels_with_the_models_threshold(trained, tmp_path):
-    folder = Path(shutil.copytree(trained[1], tmp_path / "model"))
-    saved = json.loads((folder / "config.json").read_text())
-    (folder / "config.json").write_text(json.dumps({**saved, "threshold": 0.9999}))
-    serve = tf.saved_model.load(str(export_sentiment(folder, tmp_path / "exports"))).signatures["serving_default"]
-    outputs = serve(text=tf.constant(["Loved every minute!", "Dull.", "dull"]))
-    assert outputs["label"].numpy().tolist() == [0, 0, 0]
-    expected = [p.probability for p in predict_sentiment(trained[1], ["Loved every minute!", "Dull.", "dull"])]
-    np.testing.assert_allclose(outputs["probability"].numpy(), expected, atol=1e-5, rtol=0)
 
 
 def _modes(folder: Path) -> dict[str, int]:

@@ -15,7 +15,6 @@ import tensorflow as tf
 
 from nlp_lstm import sentiment
 from nlp_lstm.data import DataConfig, DataError, load_imdb
-from nlp_lstm.embeddings import EmbeddingConfig, ppmi_svd_vectors
 from nlp_lstm.ngrams import fit_ngram_logistic
 from nlp_lstm.sentiment import (
     MeanProbabilityAccuracy,
@@ -25,7 +24,6 @@ from nlp_lstm.sentiment import (
     dry_run_config,
     evaluate_sentiment,
     load_sentiment_model,
-    member_suffix,
     positive_probability,
     predict_sentiment,
     train_sentiment,
@@ -33,9 +31,7 @@ from nlp_lstm.sentiment import (
 )
 from nlp_lstm.text import (
     VectorizerConfig,
-    load_vocabulary,
     make_classification_dataset,
-    token_id_rows,
     vectorizer_from_vocabulary,
 )
 from nlp_lstm.training import FitConfig, ModelFolderError, OutputFolderError
@@ -148,39 +144,35 @@ def test_the_members_loss_is_each_members_cross_entropy_averaged():
     np.testing.assert_allclose(float(MembersBinaryCrossentropy()(labels, probabilities[:, :1])), alone, rtol=1e-6)
 
 
-def test_each_member_learns_as_if_it_were_trained_alone():
-    config = SentimentConfig(max_tokens=30, embedding_dim=4, units=3, members=2, ngram_buckets=64)
+def test_the_bilstm_learns_as_if_it_were_trained_alone():
+    config = SentimentConfig(max_tokens=30, embedding_dim=4, units=3, ngram_buckets=64)
     model = build_sentiment_model(config)
     ids = np.array([[5, 7, 2, 0], [3, 9, 0, 0], [4, 0, 0, 0]])
     labels = np.array([1, 0, 1])
-    member = [w for w in model.trainable_weights if w.path.split("/")[0].endswith("_1")]
-    assert member and len(member) < len(model.trainable_weights)
+    bilstm = model.trainable_weights
+    assert bilstm and not any(w.path.startswith("ngram") for w in bilstm)  # the n-gram member is fitted, then fixed
     with tf.GradientTape(persistent=True) as tape:
-        probabilities = model(ids, training=False)  # (3, 3)
+        probabilities = model(ids, training=False)  # (3, 2)
         together = MembersBinaryCrossentropy()(labels, probabilities)
-        alone = keras.losses.BinaryCrossentropy()(labels[:, None], probabilities[:, 1:2])
-    assert probabilities.shape[1] == 3  # two BiLSTMs and the n-gram member
-    for got, expected in zip(tape.gradient(together, member), tape.gradient(alone, member), strict=True):
+        alone = keras.losses.BinaryCrossentropy()(labels[:, None], probabilities[:, :1])
+    assert probabilities.shape[1] == 2  # the BiLSTM and the n-gram member
+    for got, expected in zip(tape.gradient(together, bilstm), tape.gradient(alone, bilstm), strict=True):
         got, expected = tf.convert_to_tensor(got), tf.convert_to_tensor(expected)
-        np.testing.assert_allclose(got.numpy(), expected.numpy() / 3, atol=1e-7)  # the 1/3 of the average
+        np.testing.assert_allclose(got.numpy(), expected.numpy() / 2, atol=1e-7)  # the 1/2 of the average
 
 
 def test_the_verdict_is_the_mean_of_the_members():
-    config = SentimentConfig(max_tokens=30, embedding_dim=4, units=3, members=3, ngram_buckets=64)
+    config = SentimentConfig(max_tokens=30, embedding_dim=4, units=3, ngram_buckets=64)
     model = build_sentiment_model(config)
+    model.get_layer("ngram_probability").set_weights([w + 0.5 for w in model.get_layer("ngram_probability").get_weights()])
     ids = np.random.default_rng(1).integers(0, 30, (8, 5))
-    members = model(ids, training=False).numpy()  # (8, 4): three BiLSTMs, then the n-gram member
-    assert members.shape == (8, 4) and np.ptp(members, axis=1).max() > 1e-4  # members differ
+    members = model(ids, training=False).numpy()  # (8, 2): the BiLSTM, then the n-gram member
+    assert members.shape == (8, 2) and np.ptp(members, axis=1).max() > 1e-4  # members differ
     np.testing.assert_allclose(positive_probability(model, ids).numpy(), members.mean(axis=1), rtol=1e-6)
     labels = (members[:, 0] > np.median(members[:, 0])).astype("int64")
     metric = MeanProbabilityAccuracy()
     metric.update_state(labels, members)
     assert float(metric.result()) == pytest.approx(np.mean((members.mean(axis=1) >= 0.5) == labels))
-
-
-def test_members_must_be_positive():
-    with pytest.raises(ValueError, match="members must be an integer >= 1, got 0"):
-        SentimentConfig(members=0)
 
 
 def test_the_ngram_member_is_fitted_on_the_training_split_and_kept(trained):
@@ -205,9 +197,8 @@ def test_labels_are_pinned_neg_0_pos_1(trained):
     acl_imdb, model_dir = trained
     loaded = load_sentiment_model(model_dir)
     # A model whose every member says pos for everything: the pos row of the confusion matrix is all correct.
-    heads = [f"probability{member_suffix(member)}" for member in range(loaded.config.members)]
     assert loaded.config.ngram_buckets  # the default model has an n-gram member
-    for name in heads + ["ngram_probability"]:
+    for name in ["probability", "ngram_probability"]:
         head = loaded.model.get_layer(name)
         head.set_weights([np.zeros_like(head.get_weights()[0]), np.array([10.0], "float32")])
     metrics = evaluate_sentiment(loaded, quiet_data(acl_imdb))
@@ -273,12 +264,13 @@ def test_an_interrupted_run_with_other_options_is_not_resumed(model_copy, tmp_pa
     assert (model_copy / "backup" / "state.json").exists()
 
 
-def test_a_folder_written_by_an_older_version_still_resumes(tmp_path, monkeypatch):
+def test_a_folder_with_a_relative_data_path_resumes(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     config = dry_run_config()
     older = {
         "app": "sentiment",
-        "sentiment": {k: v for k, v in dataclasses.asdict(config).items() if k != "max_train_minutes"},
+        "nlp_lstm_version": sentiment.__version__,
+        "sentiment": dataclasses.asdict(config),
         "data": {"source": "aclImdb", "val_fraction": 0.1, "seed": 1337, "limit": None},  # relative path
     }
     (tmp_path / "config.json").write_text(json.dumps(older))
@@ -286,85 +278,6 @@ def test_a_folder_written_by_an_older_version_still_resumes(tmp_path, monkeypatc
     assert sentiment._same_run(tmp_path, config, DataConfig(source=str(tmp_path / "aclImdb")))
     assert not sentiment._same_run(tmp_path, dataclasses.replace(config, units=5), DataConfig(source="aclImdb"))
     assert not sentiment._same_run(tmp_path, config, DataConfig(source="aclImdb", seed=1))
-
-
-def test_a_folder_of_the_earlier_ngram_member_loads_its_config_but_is_not_resumed(tmp_path):
-    config = dry_run_config()
-    earlier = {**dataclasses.asdict(config), "ngram_dim": 4, "ngram_dropout": 0.0, "ngram_scale": 30.0}
-    del earlier["ngram_c"]
-    assert sentiment._saved_config(earlier) == config
-    folder = {"app": "sentiment", "sentiment": earlier, "data": {"source": None, "val_fraction": 0.1, "seed": 1337,
-                                                                   "limit": None}}  # fmt: skip
-    (tmp_path / "config.json").write_text(json.dumps(folder))
-    assert not sentiment._same_run(tmp_path, config, DataConfig())  # its backup holds another n-gram member
-    del folder["sentiment"]["ngram_dim"], folder["sentiment"]["ngram_dropout"], folder["sentiment"]["ngram_scale"]
-    (tmp_path / "config.json").write_text(json.dumps(folder))
-    assert sentiment._same_run(tmp_path, config, DataConfig())
-
-
-class _FirstEmbedding(keras.callbacks.Callback):
-    """Records the word vectors as training starts."""
-
-    def on_train_begin(self, logs=None):
-        self.vectors = self.model.get_layer("embedding").get_weights()[0]
-
-
-@pytest.mark.parametrize("word_vectors", ["ppmi", "random"])
-def test_training_starts_from_the_word_vectors_asked_for(tmp_path, word_vectors):
-    acl_imdb = write_tiny_aclimdb(tmp_path / "data")
-    config = dataclasses.replace(dry_run_config(), word_vectors=word_vectors)
-    first = _FirstEmbedding()
-    out = tmp_path / "model"
-    fit_config = FitConfig(dry_run=True, verbose=0, tensorboard=False)
-    train_sentiment(quiet_data(acl_imdb), config, out, fit_config=fit_config, callbacks=[first])
-    # The oracle: vectors from the saved vocabulary over train (without val) and unsup, never test.
-    splits = load_imdb(quiet_data(acl_imdb))
-    vectorizer = vectorizer_from_vocabulary(load_vocabulary(out / "vocabulary.txt"), VectorizerConfig())
-    rows = token_id_rows(vectorizer, splits.texts("train", "unsup"))
-    vectors_config = EmbeddingConfig(dim=config.embedding_dim, seed=config.seed)
-    expected = ppmi_svd_vectors(rows, first.vectors.shape[0], vectors_config)
-    if word_vectors == "ppmi":
-        np.testing.assert_allclose(first.vectors, expected, atol=1e-6)
-    else:
-        assert np.abs(first.vectors - expected).max() > 1e-2
-
-
-class _FirstWeights(keras.callbacks.Callback):
-    """Records the word vectors and both LSTMs' weights as training starts."""
-
-    def on_train_begin(self, logs=None):
-        bilstm = self.model.get_layer("bilstm")
-        self.embedding = self.model.get_layer("embedding").get_weights()[0]
-        self.forward, self.backward = bilstm.forward_layer.get_weights(), bilstm.backward_layer.get_weights()
-
-
-def test_pretrained_language_models_are_where_training_starts(tmp_path):
-    acl_imdb = write_tiny_aclimdb(tmp_path / "data")
-    config = dry_run_config(dataclasses.replace(SentimentConfig(), pretrain_steps=5))
-    assert config.pretrain_steps == 1 and config.pretrain_window == 8  # dry runs pretrain a step on small windows
-    first = _FirstWeights()
-    out = tmp_path / "model"
-    fit_config = FitConfig(dry_run=True, verbose=0, tensorboard=False)
-    metrics = train_sentiment(quiet_data(acl_imdb), config, out, fit_config=fit_config, callbacks=[first])
-    assert "[BOS]" in load_vocabulary(out / "vocabulary.txt")  # the language models' review boundary
-    with np.load(out / "pretrained" / "forward.npz") as forward, np.load(out / "pretrained" / "backward.npz") as bwd:
-        np.testing.assert_array_equal(first.embedding, forward["arr_0"])
-        for got, saved in zip(first.forward + first.backward, [forward["arr_1"], forward["arr_2"], forward["arr_3"],
-                                                              bwd["arr_0"], bwd["arr_1"], bwd["arr_2"]]):  # fmt: skip
-            np.testing.assert_array_equal(got, saved)
-    assert metrics["pretrain_time_s"] > 0
-
-
-def test_ppmi_and_pretraining_cannot_both_set_the_word_vectors():
-    with pytest.raises(ValueError, match="choose one"):
-        SentimentConfig(word_vectors="ppmi", pretrain_steps=10)
-    with pytest.raises(ValueError, match="pretrain_steps must be an integer >= 0"):
-        SentimentConfig(pretrain_steps=-1)
-
-
-def test_word_vectors_must_be_known():
-    with pytest.raises(ValueError, match="word_vectors must be one of"):
-        SentimentConfig(word_vectors="glove")
 
 
 def test_training_data_problems_are_data_errors(tmp_path, aclimdb_writer, tiny_files):
@@ -427,57 +340,8 @@ def test_learning_rate_decay_must_be_known():
         SentimentConfig(learning_rate_decay="linear")
 
 
-def test_the_threshold_is_the_most_accurate_cut_nearest_one_half():
-    rng = np.random.default_rng(3)
-    for _ in range(20):
-        labels = rng.integers(0, 2, 40)
-        probabilities = np.clip(0.35 * labels + rng.uniform(0, 0.7, 40), 0, 1).round(2)  # ties included
-        threshold = sentiment.choose_threshold(labels, probabilities)
-        # The oracle: every cut of a fine grid.
-        grid = np.linspace(0.0, 1.0, 2001)
-        accuracy = [np.mean((probabilities >= t) == labels) for t in grid]
-        assert np.mean((probabilities >= threshold) == labels) == pytest.approx(max(accuracy))
-        best = grid[np.isclose(accuracy, max(accuracy))]
-        nearest = best[np.argmin(np.abs(best - 0.5))]  # of the most accurate cuts, the nearest 0.5
-        np.testing.assert_array_equal(probabilities >= threshold, probabilities >= nearest)
-
-
-def test_training_saves_the_validation_threshold_and_every_verdict_uses_it(trained, model_copy, tmp_path):
-    acl_imdb, _ = trained
-    assert json.loads((model_copy / "config.json").read_text())["threshold"] == 0.5  # the default
-    model_dir = tmp_path / "tuned"
-    fit_config = FitConfig(dry_run=True, verbose=0, tensorboard=False)
-    config = dataclasses.replace(dry_run_config(), tune_threshold=True)
-    train_sentiment(quiet_data(acl_imdb), config, model_dir, fit_config=fit_config)
-    saved = json.loads((model_dir / "config.json").read_text())
-    metrics = json.loads((model_dir / "metrics.json").read_text())
-    assert 0 < saved["threshold"] < 1 and metrics["threshold"] == saved["threshold"]
-    # The oracle: the threshold chosen afresh from the saved model's validation probabilities.
-    loaded = load_sentiment_model(model_dir)
-    config = loaded.config
-    val = make_classification_dataset(load_imdb(quiet_data(acl_imdb)).val, loaded.vectorizer, config.batch_size,
-                                      config.max_length, shuffle=False, seed=config.seed)  # fmt: skip
-    probabilities, labels = sentiment._predicted_probabilities(loaded.model, val)
-    assert saved["threshold"] == sentiment.choose_threshold(labels, probabilities)
-    # A threshold above every probability: everything is neg, in predict and evaluate alike.
-    (model_copy / "config.json").write_text(json.dumps({**saved, "threshold": 0.9999}))
-    assert {p.label for p in predict_sentiment(model_copy, ["Loved it!", "dull"])} == {"neg"}
-    assert evaluate_sentiment(model_copy, quiet_data(acl_imdb))["confusion_matrix"] == [[2, 0], [2, 0]]
-
-
-@pytest.mark.parametrize("threshold", [0, 1, "high", True])
-def test_a_bad_threshold_says_what_is_wrong(model_copy, threshold):
+def test_a_folder_of_an_earlier_version_is_refused_with_how_to_retrain(model_copy):
     saved = json.loads((model_copy / "config.json").read_text())
-    (model_copy / "config.json").write_text(json.dumps({**saved, "threshold": threshold}))
-    with pytest.raises(ModelFolderError, match="threshold"):
+    (model_copy / "config.json").write_text(json.dumps({**saved, "nlp_lstm_version": "0.1.0"}))
+    with pytest.raises(ModelFolderError, match=r"written by nlp_lstm 0\.1\.0.*train it again: .*--overwrite"):
         load_sentiment_model(model_copy)
-
-
-def test_a_folder_without_a_threshold_cuts_at_one_half(model_copy):
-    saved = json.loads((model_copy / "config.json").read_text())
-    saved["threshold"] = 0.25
-    (model_copy / "config.json").write_text(json.dumps(saved))
-    assert load_sentiment_model(model_copy).threshold == 0.25
-    del saved["threshold"]
-    (model_copy / "config.json").write_text(json.dumps(saved))
-    assert load_sentiment_model(model_copy).threshold == 0.5
