@@ -42,6 +42,11 @@ def format_duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def format_rate(per_s: float) -> str:
+    """A rate with three significant digits, or whole with thousands separators: "0.17", "9.68", "6,095"."""
+    return f"{per_s:,.0f}" if per_s >= 100 else f"{per_s:.3g}"
+
+
 def format_logs(logs: Mapping[str, Any]) -> str:
     """Keras's logs as "loss: 4.5123 - val_loss: 4.6001": numbers only, small ones in scientific notation."""
     parts = []
@@ -112,7 +117,7 @@ class Progress:
         # make the time left hours at first.
         if self.first is not None and done > self.first[0]:
             rate = (done - self.first[0]) / max(self.clock() - self.first[1], 1e-9)  # steps/s
-            parts.append(f"{rate * self.units_per_step:,.0f} {self.rate_unit}")
+            parts.append(f"{format_rate(rate * self.units_per_step)} {self.rate_unit}")
             if self.total:
                 parts.append(f"~{format_duration(max(self.total - done, 0) / rate)} left")
         return ", ".join(parts) + (f"; {note}" if note else "")
@@ -232,7 +237,7 @@ class ProgressCallback(keras.callbacks.Callback):
         seconds = self.clock() - self.epoch_start
         parts = [self._what(), format_duration(seconds)]
         if self.steps_done and seconds > 0:
-            parts.append(f"{self.steps_done * (self.units_per_step or 1.0) / seconds:,.0f} {self.rate_unit}")
+            parts.append(f"{format_rate(self.steps_done * (self.units_per_step or 1.0) / seconds)} {self.rate_unit}")
         shown = {name: value for name, value in (logs or {}).items() if name != "epoch_time_s"}
         parts.append(format_logs(shown))
         stream = self._stream if self._stream is not None else sys.stdout

@@ -9,7 +9,7 @@ import re
 import pytest
 
 from nlp_lstm import progress
-from nlp_lstm.progress import Progress, ProgressCallback, format_duration
+from nlp_lstm.progress import Progress, ProgressCallback, format_duration, format_rate
 from nlp_lstm.training import FitConfig, fit
 from test_training import tiny_problem
 
@@ -105,7 +105,7 @@ def test_callback_draws_a_bar_on_a_terminal():
     bar = "[" + "=" * 18 + ">" + " " * 5 + "]"
     assert f"\repoch 1/1 {bar} 3/4 steps (75%), 1 steps/s, ~1 s left; loss: 1.5000\x1b[K" in text
     assert "\repoch 1/1 validating [" + "=" * 12 + ">" + " " * 11 + "] 1/2 steps (50%)" in text
-    assert text.endswith("\r\x1b[Kepoch 1/1 - 6 s - 1 steps/s - loss: 1.5000 - val_loss: 1.2500 - "
+    assert text.endswith("\r\x1b[Kepoch 1/1 - 6 s - 0.667 steps/s - loss: 1.5000 - val_loss: 1.2500 - "
                          "learning_rate: 1.000e-04\n")  # fmt: skip
 
 
@@ -115,7 +115,7 @@ def test_fit_shows_our_progress_or_nothing(tmp_path, capfd, verbose, lines):
     fit(model, train, val, tmp_path, FitConfig(epochs=2, patience=None, tensorboard=False, verbose=verbose))
     out, err = capfd.readouterr()
     assert out.count("\n") == lines, out
-    assert all(re.match(r"epoch \d/2 - \d+ s - [\d,]+ steps/s - .*\bloss: ", line) for line in out.splitlines()), out
+    assert all(re.match(r"epoch \d/2 - \d+ s - [\d,.]+ steps/s - .*\bloss: ", line) for line in out.splitlines()), out
     assert "\r" not in out and "\x1b" not in out
 
 
@@ -127,3 +127,9 @@ def test_fit_config_checks_units_per_step():
 @pytest.mark.parametrize("seconds, shown", [(0.4, "0 s"), (89, "89 s"), (90, "1.5 min"), (5400, "1.5 h")])
 def test_format_duration(seconds, shown):
     assert format_duration(seconds) == shown
+
+
+@pytest.mark.parametrize("per_s, shown", [(1 / 6, "0.167"), (1.0, "1"), (9.677, "9.68"), (99.5, "99.5"),
+                                          (6095.2, "6,095")])  # fmt: skip
+def test_format_rate(per_s, shown):
+    assert format_rate(per_s) == shown
