@@ -7,7 +7,8 @@
     nlp-lstm train nextword | evaluate nextword | prompt ...    (the next-word app, see below)
 
 This file only parses arguments, builds configs and calls the package; heavy imports (TensorFlow)
-happen inside the commands, so `--help` is quick.
+happen inside the commands, so `--help` is quick. TensorFlow's C++ start-up lines are kept off stderr
+(`nlp_lstm.console`) unless `nlp-lstm --verbose` or NLP_LSTM_VERBOSE=1 asks for them.
 
 The next-word app plugs in without this file importing it up front: `train nextword`,
 `evaluate nextword` and `prompt` import a module when run whose `add_train_arguments(parser)` /
@@ -41,6 +42,7 @@ from typing import Any
 
 from nlp_lstm import __version__
 from nlp_lstm.checks import usage_error
+from nlp_lstm.console import VERBOSE_ENV, quiet_tensorflow
 from nlp_lstm.distribute import add_strategy_arguments, make_strategy, strategy_config_from_args
 from nlp_lstm.run_folder import TrainingDiverged, unlock_all, user_command
 
@@ -414,6 +416,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train, evaluate, query and export the LSTM apps of nlp_lstm.",
     )
     parser.add_argument("--version", action="version", version=f"nlp-lstm {__version__}")
+    parser.add_argument("--verbose", action="store_true",
+                        help=f"show TensorFlow's start-up and C++ log lines, hidden otherwise (or set {VERBOSE_ENV}=1)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     train = commands.add_parser("train", help="train a model (sentiment or nextword)",
                                 description="Train a model.")  # fmt: skip
@@ -461,6 +465,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     args.command_line = user_command(["nlp-lstm", *(sys.argv[1:] if argv is None else argv)])
+    unquiet = quiet_tensorflow(args.verbose)  # TensorFlow loads later, if at all: after the values are checked
     try:
         if hook is not None:
             return _run_hook(*hook, rest=rest)
@@ -477,6 +482,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nlp-lstm: error: {error}", file=sys.stderr)
         return 2
     finally:
+        unquiet()
         unlock_all()  # a command run in-process (tests, notebooks) leaves no folder locked
 
 

@@ -127,7 +127,7 @@ def nextword_fit_config(
     return FitConfig(
         epochs=config.epochs, seed=config.seed, monitor="val_loss", mode="min", patience=config.patience,
         backup_every=config.backup_every, steps_per_epoch=config.steps_per_epoch, dry_run=dry_run, verbose=verbose,
-        max_minutes=max_minutes,
+        max_minutes=max_minutes, units_per_step=config.batch_size * config.window, units="tokens",
     )  # fmt: skip
 
 

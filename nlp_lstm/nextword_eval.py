@@ -33,6 +33,7 @@ import tensorflow as tf
 
 from nlp_lstm.generate import NEVER_SUGGESTED
 from nlp_lstm.nextword_model import NextWordModel
+from nlp_lstm.progress import Progress
 from nlp_lstm.text import BOUNDARY_TOKEN, OOV_ID, VectorizerConfig, vectorizer_from_vocabulary
 
 TOP_K = 3
@@ -126,8 +127,8 @@ def score_model(
 
     Sequences of similar length share a batch; padding (id 0) only trails a row, so it never changes
     the predictions of real positions, and its targets are masked out. `verbose` prints to stderr
-    how many targets there are, then at most every `every_s` seconds how many are scored and an
-    estimate of the time left.
+    how many targets there are, then how many are scored, the rate and the time left: a live bar on
+    a terminal, else a line every `every_s` seconds (`nlp_lstm.progress.Progress`).
     """
     ban = np.zeros(len(vocabulary), np.float32)
     ban[banned_ids(vocabulary)] = -np.inf
@@ -149,14 +150,10 @@ def score_model(
     total = sum(len(s) - 1 for s in sequences)
     if verbose:
         print(f"scoring the model on {len(sequences)} texts ({total:,} targets)", file=sys.stderr)
-    start = last = time.perf_counter()
+    progress = Progress("scoring", total, unit="targets", stream=sys.stderr, every_s=every_s)
     for begin in range(0, len(order), batch_size):
-        now = time.perf_counter()
-        if verbose and now - last >= every_s and metrics.tokens:
-            last, rate = now, metrics.tokens / (now - start)
-            left_min = (total - metrics.tokens) / rate / 60
-            print(f"scored {metrics.tokens:,} of {total:,} targets ({begin} of {len(order)} texts, "
-                  f"{rate:,.0f} targets/s, ~{left_min:.1f} min left)", file=sys.stderr)  # fmt: skip
+        if verbose:
+            progress.update(metrics.tokens, f"{begin:,} of {len(order):,} texts")
         rows = [sequences[i] for i in order[begin : begin + batch_size]]
         longest = max(len(r) for r in rows)
         padded = np.zeros((len(rows), longest), np.int32)
@@ -169,6 +166,7 @@ def score_model(
             target_log_probs, top_ids, states = score_chunk(ids, targets, states)
             real = targets != 0
             metrics.update(targets[real], target_log_probs.numpy()[real], top_ids.numpy()[real])
+    progress.clear()
     return metrics
 
 

@@ -57,6 +57,7 @@ import tensorflow as tf
 from nlp_lstm import faults
 from nlp_lstm.distribute import Role, StrategyError, role_of, share_from_chief
 from nlp_lstm.files import atomic_replace, atomic_write_text  # noqa: F401  (re-exported)
+from nlp_lstm.progress import ProgressCallback
 from nlp_lstm.run_folder import (  # noqa: F401  (re-exported: the apps import the folder's names from here)
     BACKUP_DIR,
     BACKUP_STATE_FILE,
@@ -96,8 +97,13 @@ class FitConfig:
         steps_per_epoch: Train on at most this many batches per epoch (None: the whole dataset).
         validation_steps: Validate on at most this many batches (None: the whole dataset).
         dry_run: One epoch of one training and one validation step, for CI (overrides the three above).
-        verbose: Keras's progress display: 1 bar, 2 one line per epoch, 0 silent; None picks 1 on a
-            terminal and 2 otherwise (a log file would fill with bar redraws).
+        verbose: The progress display (`nlp_lstm.progress.ProgressCallback`, not Keras's): 1 a live bar
+            within each epoch, 2 a line every 30 s within each epoch, 0 silent; both 1 and 2 print a line
+            per epoch with its logs. None picks 1 on a terminal and 2 otherwise (a log file would fill
+            with bar redraws).
+        units_per_step: What one training step is worth in `units`, for the rate the progress shows
+            (e.g. batch size x window tokens); None shows steps/s.
+        units: The name of those units ("tokens", "reviews").
         tensorboard: Write TensorBoard logs (skipped, with a note, when the tensorboard package is missing).
         max_minutes: Stop after the epoch when one more epoch would take the time spent in epochs
             (counting those before a resume) past this many minutes; None trains `epochs` epochs.
@@ -121,6 +127,8 @@ class FitConfig:
     verbose: int | None = None
     tensorboard: bool = True
     max_minutes: float | None = None
+    units_per_step: float | None = None
+    units: str = "examples"
 
     def __post_init__(self) -> None:
         if self.max_minutes is not None and self.max_minutes <= 0:
@@ -137,9 +145,11 @@ class FitConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be None or >= 1, got {value}")
+        if self.units_per_step is not None and not self.units_per_step > 0:
+            raise ValueError(f"units_per_step must be None or > 0, got {self.units_per_step}")
 
     def progress_display(self) -> int:
-        """The `verbose` to pass to Keras: as set, or 1 (a bar) on a terminal and 2 (a line per epoch) otherwise."""
+        """`verbose` as set, or 1 (a live bar) on a terminal and 2 (plain lines) otherwise; Keras reads it alike."""
         return self.verbose if self.verbose is not None else (1 if sys.stdout.isatty() else 2)
 
 
@@ -671,18 +681,30 @@ def fit(
         own.append(_TimeBudget(config.max_minutes * 60, training_time_s(out) if state else 0.0))
     if chief and config.tensorboard and _tensorboard_installed():
         own.append(keras.callbacks.TensorBoard(str(logs_dir), write_graph=False, profile_batch=0))
+    display = config.progress_display()
+    progress = []
+    if display:  # ours, not Keras's: Keras's line-per-epoch display says nothing for the minutes an epoch runs
+        val_steps = int(val.cardinality()) if val is not None else -1
+        progress.append(ProgressCallback(
+            live=display == 1, units_per_step=config.units_per_step, units=config.units,
+            validation_steps=val_steps if val_steps > 0 else None,
+        ))  # fmt: skip
     history: dict[str, list[float]] = {}
     epochs_run = 0
     if not finished and initial_epoch < config.epochs:
-        keras_history = model.fit(
-            train,
-            validation_data=val,
-            epochs=config.epochs,
-            initial_epoch=initial_epoch,
-            callbacks=[*own, *callbacks, _Commit(backup)],
-            verbose=config.progress_display(),
-            shuffle=False,  # a tf.data pipeline shuffles itself; Keras would only warn
-        )
+        try:
+            keras_history = model.fit(
+                train,
+                validation_data=val,
+                epochs=config.epochs,
+                initial_epoch=initial_epoch,
+                callbacks=[*own, *callbacks, *progress, _Commit(backup)],
+                verbose=0,
+                shuffle=False,  # a tf.data pipeline shuffles itself; Keras would only warn
+            )
+        finally:
+            for callback in progress:
+                callback.clear()  # an error or Ctrl-C is not printed after a half-drawn bar
         history = {k: [float(v) for v in values] for k, values in keras_history.history.items()}
         epochs_run = len(keras_history.epoch)
     if chief and record.exists() and checkpoint.exists():  # the record: the checkpoint is of this run (or the resumed one)
