@@ -110,40 +110,69 @@ def _add_train_sentiment(apps: Any) -> None:
     parser.add_argument("--out", metavar="DIR", default=None,
                         help=f"the model folder to write (default: {DEFAULT_SENTIMENT_DIR}; with --dry-run a "
                         f"temporary folder)")  # fmt: skip
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace a finished model in --out (otherwise refused, so that none is lost)")
-    parser.add_argument("--epochs", type=_positive_int, default=3,
-                        help=f"epochs at most (and of the cosine decay) {from_default}")
-    parser.add_argument("--patience", type=int, default=2,
-                        help=f"epochs without a better val accuracy before stopping {from_default}")
-    parser.add_argument("--seed", type=int, default=1337,
-                        help=f"seed of the validation split, weights, dropout and batch order {from_default}")
-    parser.add_argument("--val-fraction", type=_fraction, default=0.1,
-                        help=f"fraction of train held out for validation {from_default}")
-    parser.add_argument("--limit", type=_positive_int, default=None,
-                        help="use at most this many reviews of each split (default: all)")
-    parser.add_argument("--max-tokens", type=_positive_int, default=20_000,
-                        help=f"vocabulary size, counting padding and [UNK] {from_default}")
-    parser.add_argument("--max-length", type=_positive_int, default=800,
-                        help=f"tokens kept from the start of each review {from_default}")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a finished model in --out (otherwise refused, so that none is lost)",
+    )
+    parser.add_argument(
+        "--epochs", type=_positive_int, default=3, help=f"epochs at most (and of the cosine decay) {from_default}"
+    )
+    parser.add_argument(
+        "--patience", type=int, default=2, help=f"epochs without a better val accuracy before stopping {from_default}"
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=1337,
+        help=f"seed of the validation split, weights, dropout and batch order {from_default}",
+    )
+    parser.add_argument(
+        "--val-fraction", type=_fraction, default=0.1, help=f"fraction of train held out for validation {from_default}"
+    )
+    parser.add_argument(
+        "--limit", type=_positive_int, default=None, help="use at most this many reviews of each split (default: all)"
+    )
+    parser.add_argument(
+        "--max-tokens",
+        type=_positive_int,
+        default=20_000,
+        help=f"vocabulary size, counting padding and [UNK] {from_default}",
+    )
+    parser.add_argument(
+        "--max-length",
+        type=_positive_int,
+        default=800,
+        help=f"tokens kept from the start of each review {from_default}",
+    )
     parser.add_argument("--embedding-dim", type=_positive_int, default=128, help=f"word vector size {from_default}")
     parser.add_argument("--units", type=_positive_int, default=64, help=f"LSTM units per direction {from_default}")
     parser.add_argument("--ngram-buckets", type=_non_negative_int, default=1 << 22,
                         help="hash buckets for the word pairs of the n-gram member (NBSVM's logistic regression on "
                         f"words and word pairs, averaged with the BiLSTMs), 0 for none {from_default}")  # fmt: skip
-    parser.add_argument("--ngram-c", type=float, default=1.0,
-                        help=f"inverse strength of the n-gram member's L2 penalty, as liblinear's C {from_default}")
-    parser.add_argument("--embedding-dropout", type=_fraction, default=0.5,
-                        help=f"dropout on the word vectors {from_default}")
-    parser.add_argument("--head-dropout", type=_fraction, default=0.5,
-                        help=f"dropout before the output layer {from_default}")
+    parser.add_argument(
+        "--ngram-c",
+        type=float,
+        default=1.0,
+        help=f"inverse strength of the n-gram member's L2 penalty, as liblinear's C {from_default}",
+    )
+    parser.add_argument(
+        "--embedding-dropout", type=_fraction, default=0.5, help=f"dropout on the word vectors {from_default}"
+    )
+    parser.add_argument(
+        "--head-dropout", type=_fraction, default=0.5, help=f"dropout before the output layer {from_default}"
+    )
     parser.add_argument("--batch-size", type=_positive_int, default=64, help=f"reviews per batch {from_default}")
     parser.add_argument("--learning-rate", type=float, default=1e-3, help=f"Adam's learning rate {from_default}")
     parser.add_argument("--learning-rate-decay", choices=("cosine", "none"), default="cosine",
                         help="cosine: the learning rate falls to 0 along a half cosine over --epochs; none: it stays "
                         f"{from_default}")  # fmt: skip
-    parser.add_argument("--backup-every", type=_positive_int, default=50,
-                        help=f"back up the training state every this many steps, for resuming {from_default}")
+    parser.add_argument(
+        "--backup-every",
+        type=_positive_int,
+        default=50,
+        help=f"back up the training state every this many steps, for resuming {from_default}",
+    )
     parser.add_argument("--max-train-minutes", type=float, default=None,
                         help="stop after the epoch when another would take training past this many minutes "
                         "(default: no limit)")  # fmt: skip
@@ -181,8 +210,13 @@ def _run_train_sentiment(args: argparse.Namespace) -> int:
 
     out = args.out or (tempfile.mkdtemp(prefix="nlp-lstm-dry-run-") if args.dry_run else DEFAULT_SENTIMENT_DIR)
     metrics = train_sentiment(
-        data_config, config, out, sentiment_fit_config(config, dry_run=args.dry_run), overwrite=args.overwrite,
-        strategy=strategy, command=getattr(args, "command_line", None),
+        data_config,
+        config,
+        out,
+        sentiment_fit_config(config, dry_run=args.dry_run),
+        overwrite=args.overwrite,
+        strategy=strategy,
+        command=getattr(args, "command_line", None),
     )
     if "test_accuracy" not in metrics:  # a worker other than the chief: the chief reports
         print(f"worker {metrics['task']} done after {metrics['epochs']} epoch(s); the chief wrote the model")
@@ -232,10 +266,12 @@ def _add_evaluate_sentiment(apps: Any) -> None:
     parser.add_argument("--data", metavar="PATH", default=None,
                         help="the reviews whose test split is scored: an aclImdb folder or .tar.gz (default: "
                         "the data the model was trained on, as its config.json says)")  # fmt: skip
-    parser.add_argument("--limit", type=_positive_int, default=None,
-                        help="score at most this many test reviews (default: all 25,000)")
-    parser.add_argument("--batch-size", type=_positive_int, default=None,
-                        help="reviews per batch (default: the training batch size)")
+    parser.add_argument(
+        "--limit", type=_positive_int, default=None, help="score at most this many test reviews (default: all 25,000)"
+    )
+    parser.add_argument(
+        "--batch-size", type=_positive_int, default=None, help="reviews per batch (default: the training batch size)"
+    )
     _add_dry_run_argument(parser, "score a handful of test reviews")
     parser.set_defaults(run=_run_evaluate_sentiment)
 
@@ -265,8 +301,7 @@ def _add_predict(commands: Any) -> None:
         "one line per text. A text with no word the model knows (empty, or another language) is labelled none, "
         "with - for P(pos), and counted in a note on stderr.",
     )  # fmt: skip
-    parser.add_argument("texts", nargs="*", metavar="TEXT",
-                        help="texts to label (none: one text per line from stdin)")
+    parser.add_argument("texts", nargs="*", metavar="TEXT", help="texts to label (none: one text per line from stdin)")
     _model_arguments(parser, "label two sample texts (or those given) with a tiny model")
     parser.add_argument("--batch-size", type=_positive_int, default=64, help="texts per batch (default: 64)")
     parser.set_defaults(run=_run_predict)
@@ -416,8 +451,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train, evaluate, query and export the LSTM apps of nlp_lstm.",
     )
     parser.add_argument("--version", action="version", version=f"nlp-lstm {__version__}")
-    parser.add_argument("--verbose", action="store_true",
-                        help=f"show TensorFlow's start-up and C++ log lines, hidden otherwise (or set {VERBOSE_ENV}=1)")
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help=f"show TensorFlow's start-up and C++ log lines, hidden otherwise (or set {VERBOSE_ENV}=1)",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     train = commands.add_parser("train", help="train a model (sentiment or nextword)",
                                 description="Train a model.")  # fmt: skip

@@ -50,8 +50,7 @@ _LABELLED_DIRS = ("train/neg", "train/pos", "test/neg", "test/pos")
 _UNSUP_DIR = "train/unsup"
 _DIR_LABELS = {"neg": 0, "pos": 1, "unsup": UNSUP_LABEL}
 _PASS_DATA_HINT = (
-    "pass --data PATH, where PATH is a local aclImdb folder or a .tar.gz of it "
-    f"(the archive is {IMDB_DOWNLOAD_URL})"
+    f"pass --data PATH, where PATH is a local aclImdb folder or a .tar.gz of it (the archive is {IMDB_DOWNLOAD_URL})"
 )
 
 
@@ -126,9 +125,7 @@ class ImdbSplits:
                 raise ValueError(f"unknown split {name!r}; expected train, val, test or unsup")
             ds = getattr(self, name)
             if ds is None:
-                raise ValueError(
-                    f"split {name!r} was not loaded: set DataConfig(include_unsup=True)"
-                )
+                raise ValueError(f"split {name!r} was not loaded: set DataConfig(include_unsup=True)")
             datasets.append(ds.map(lambda text, label: text))
         result = datasets[0]
         for ds in datasets[1:]:
@@ -287,9 +284,7 @@ def read_aclimdb(
         texts.append(text)
         labels.append(_DIR_LABELS[kind])
     progress.done(n_replaced)
-    return {
-        name: Reviews(*by_split[name]) for name in ("train", "test", "unsup") if name in by_split
-    }, n_replaced
+    return {name: Reviews(*by_split[name]) for name in ("train", "test", "unsup") if name in by_split}, n_replaced
 
 
 def _download_host_reachable(url: str, timeout_s: float) -> bool:
@@ -302,9 +297,7 @@ def _download_host_reachable(url: str, timeout_s: float) -> bool:
 
     def head() -> None:
         try:
-            with urllib.request.urlopen(
-                urllib.request.Request(url, method="HEAD"), timeout=timeout_s
-            ) as reply:
+            with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout_s) as reply:
                 answers.append(reply.status < 400)
         except (OSError, ValueError):  # URLError, HTTPError, timeouts and refusals are all OSErrors
             answers.append(False)
@@ -338,9 +331,7 @@ def read_tfds_imdb(config: DataConfig) -> tuple[dict[str, Reviews], int]:
     builder = tfds.builder("imdb_reviews/plain_text", data_dir=config.tfds_data_dir)
     names = tuple(builder.info.features["label"].names)
     if names != LABEL_NAMES:
-        raise DataError(
-            f"tfds imdb_reviews has labels {names}, expected {LABEL_NAMES}; {_PASS_DATA_HINT}"
-        )
+        raise DataError(f"tfds imdb_reviews has labels {names}, expected {LABEL_NAMES}; {_PASS_DATA_HINT}")
     if not builder.is_prepared():
         if not _download_host_reachable(IMDB_DOWNLOAD_URL, config.network_timeout_s):
             raise DataError(
@@ -355,9 +346,7 @@ def read_tfds_imdb(config: DataConfig) -> tuple[dict[str, Reviews], int]:
         try:
             builder.download_and_prepare()
         except Exception as error:  # tfds raises many kinds; all mean the same thing to the user
-            raise DataError(
-                f"tfds could not download imdb_reviews ({error}); {_PASS_DATA_HINT}"
-            ) from error
+            raise DataError(f"tfds could not download imdb_reviews ({error}); {_PASS_DATA_HINT}") from error
     splits = {"train": "train", "test": "test"}
     if config.include_unsup:
         splits["unsup"] = "unsupervised"

@@ -99,7 +99,8 @@ class CorpusConfig:
         object.__setattr__(self, "files", tuple(str(f) for f in self.files))
         if not 0.0 < self.val_fraction < 1.0 or not 0.0 < self.test_fraction < 1.0:  # NaN fails this too
             raise ValueError(
-                f"val_fraction and test_fraction must be in (0, 1), got {self.val_fraction!r} and {self.test_fraction!r}"
+                f"val_fraction and test_fraction must be in (0, 1), got {self.val_fraction!r} and "
+                f"{self.test_fraction!r}"
             )
         if self.val_fraction + self.test_fraction >= 1.0:
             raise ValueError("val_fraction + test_fraction must leave text to train on")

@@ -83,19 +83,29 @@ class StrategyConfig:
         if self.devices and self.name != "mirrored":
             raise StrategyError(f"--devices goes with --strategy mirrored, not {self.name!r}")
         if not 0 < self.cluster_timeout_s < math.inf:  # NaN fails this too
-            raise StrategyError(f"the cluster timeout must be a finite number > 0 of seconds, got {self.cluster_timeout_s}")
+            raise StrategyError(
+                f"the cluster timeout must be a finite number > 0 of seconds, got {self.cluster_timeout_s}"
+            )
         object.__setattr__(self, "devices", tuple(_device_name(device) for device in self.devices))
 
 
 def add_strategy_arguments(parser: argparse.ArgumentParser) -> None:
     """--strategy, --devices, --cluster-timeout: how a train command spreads over devices and machines."""
-    parser.add_argument("--strategy", choices=STRATEGIES, default="default",
-                        help="default: one device; mirrored: tf.distribute.MirroredStrategy over all local GPUs "
-                        "(or --devices); multiworker: tf.distribute.MultiWorkerMirroredStrategy over the cluster in "
-                        "TF_CONFIG (run the same command on every worker; worker 0 writes --out) (default: default)")
-    parser.add_argument("--devices", metavar="LIST", default=None,
-                        help="with --strategy mirrored: comma-separated devices, e.g. GPU:0,GPU:1; CPU:0,CPU:1 "
-                        "splits this CPU into replicas (for testing) (default: all GPUs)")
+    parser.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default="default",
+        help="default: one device; mirrored: tf.distribute.MirroredStrategy over all local GPUs "
+        "(or --devices); multiworker: tf.distribute.MultiWorkerMirroredStrategy over the cluster in "
+        "TF_CONFIG (run the same command on every worker; worker 0 writes --out) (default: default)",
+    )
+    parser.add_argument(
+        "--devices",
+        metavar="LIST",
+        default=None,
+        help="with --strategy mirrored: comma-separated devices, e.g. GPU:0,GPU:1; CPU:0,CPU:1 "
+        "splits this CPU into replicas (for testing) (default: all GPUs)",
+    )
     parser.add_argument("--cluster-timeout", metavar="SECONDS", type=float, default=StrategyConfig().cluster_timeout_s,
                         help="with --strategy multiworker: give up if the workers have not all joined by then "
                         "(default: %(default)s)")  # fmt: skip
@@ -192,25 +202,29 @@ def read_tf_config(text: str | None) -> dict[str, Any]:
     example = ('e.g. TF_CONFIG=\'{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
                '"task": {"type": "worker", "index": 0}}\'')  # fmt: skip
     if not text or not text.strip():
-        raise StrategyError(f"--strategy multiworker needs the cluster in the TF_CONFIG environment variable; {example}")
+        raise StrategyError(
+            f"--strategy multiworker needs the cluster in the TF_CONFIG environment variable; {example}"
+        )
     try:
         config = json.loads(text)
     except ValueError as error:
         raise StrategyError(f"TF_CONFIG is not valid JSON ({error}); {example}") from None
     cluster, task = (config.get("cluster"), config.get("task")) if isinstance(config, dict) else (None, None)
     if not isinstance(cluster, dict) or not cluster:
-        raise StrategyError(f"TF_CONFIG has no \"cluster\" mapping task types to addresses; {example}")
+        raise StrategyError(f'TF_CONFIG has no "cluster" mapping task types to addresses; {example}')
     if not isinstance(task, dict) or "type" not in task or "index" not in task:
-        raise StrategyError(f"TF_CONFIG has no \"task\" with a \"type\" and an \"index\"; {example}")
+        raise StrategyError(f'TF_CONFIG has no "task" with a "type" and an "index"; {example}')
     for kind, addresses in cluster.items():
         if kind not in TASK_TYPES:
-            raise StrategyError(f"TF_CONFIG: task type {kind!r} is not supported here (only {' and '.join(TASK_TYPES)})")
+            raise StrategyError(
+                f"TF_CONFIG: task type {kind!r} is not supported here (only {' and '.join(TASK_TYPES)})"
+            )
         if not isinstance(addresses, list) or not addresses:
-            raise StrategyError(f"TF_CONFIG: cluster[{kind!r}] must be a non-empty list of \"host:port\"")
+            raise StrategyError(f'TF_CONFIG: cluster[{kind!r}] must be a non-empty list of "host:port"')
         for address in addresses:
             host, _, port = str(address).rpartition(":")
             if not host or not port.isdigit() or not 0 < int(port) < 65536:
-                raise StrategyError(f"TF_CONFIG: {address!r} in cluster[{kind!r}] is not \"host:port\"")
+                raise StrategyError(f'TF_CONFIG: {address!r} in cluster[{kind!r}] is not "host:port"')
     if len(cluster.get("chief", ())) > 1:
         raise StrategyError("TF_CONFIG: a cluster has at most one chief")
     kind, index = task["type"], task["index"]
@@ -432,7 +446,9 @@ def prepare_model(model: Any, strategy: tf.distribute.Strategy) -> Any:
 
     def first_local(values: Any) -> Any:
         return tf.nest.map_structure(
-            lambda v: strategy.experimental_local_results(v)[0] if isinstance(v, tf.distribute.DistributedValues) else v,
+            lambda v: (
+                strategy.experimental_local_results(v)[0] if isinstance(v, tf.distribute.DistributedValues) else v
+            ),
             values,
         )
 

@@ -35,8 +35,8 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import keras
 import tensorflow as tf
@@ -149,9 +149,7 @@ def write_string_archive(
     archive.track(model)
     vectorizer(tf.constant([""]))  # builds the layer, which ExportArchive requires
     archive.track(vectorizer)
-    archive.add_endpoint(
-        "serving_default", serve, input_signature=[tf.TensorSpec([None], tf.string, name="text")]
-    )
+    archive.add_endpoint("serving_default", serve, input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     for name, function, signature in extra_endpoints:
         archive.add_endpoint(name, function, input_signature=signature)
     archive.write_out(str(folder), verbose=False)

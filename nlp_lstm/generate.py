@@ -259,7 +259,9 @@ class TopK:
 
     def __post_init__(self) -> None:
         if self.k < 1 or not 0 < self.temperature < np.inf:
-            raise ValueError(f"top-k needs k >= 1 and a finite temperature > 0, got {self.k!r} and {self.temperature!r}")
+            raise ValueError(
+                f"top-k needs k >= 1 and a finite temperature > 0, got {self.k!r} and {self.temperature!r}"
+            )
 
     def select(self, log_probs, scores, rng):
         k = min(self.k, log_probs.shape[1])

@@ -240,7 +240,13 @@ class LSTM(keras.layers.RNN):
         # A tensor, not the variable: the custom gradient returns d(recurrent_kernel) as an input's.
         recurrent_kernel = ops.cast(cell.recurrent_kernel, zx.dtype)  # (units, 4 * units)
         hs, h, c = _lstm_forward(
-            zx, h0, c0, recurrent_kernel, mask, rec_mask, return_sequences=self.return_sequences,
+            zx,
+            h0,
+            c0,
+            recurrent_kernel,
+            mask,
+            rec_mask,
+            return_sequences=self.return_sequences,
             training=training,
         )
         if mask is not None and self.zero_output_for_mask:

@@ -60,9 +60,7 @@ class NextWordModelConfig:
             raise ValueError(f"num_layers must be 1 or 2, got {self.num_layers!r}")
         check_rate("dropout", self.dropout)
         if self.tie_embeddings and self.embedding_dim != self.units:
-            raise ValueError(
-                f"tie_embeddings needs embedding_dim == units, got {self.embedding_dim} and {self.units}"
-            )
+            raise ValueError(f"tie_embeddings needs embedding_dim == units, got {self.embedding_dim} and {self.units}")
         check_count("num_sampled", self.num_sampled, least=0)
         check_seed("seed", self.seed)
         if isinstance(self.carry_batch, bool) or not isinstance(self.carry_batch, int) or self.carry_batch < 0:

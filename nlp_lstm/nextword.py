@@ -39,7 +39,7 @@ import math
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field, replace  # replace: for the docstring examples too
+from dataclasses import asdict, dataclass, field  # replace: for the docstring examples too
 from pathlib import Path
 from typing import Any
 
@@ -72,14 +72,6 @@ from nlp_lstm.nextword_config import (  # noqa: F401  (the config and the train 
     max_train_minutes,
 )
 from nlp_lstm.nextword_model import NextWordModel, NextWordModelConfig, build_nextword_model  # noqa: F401
-from nlp_lstm.text import (
-    BOUNDARY_TOKEN,
-    VectorizerConfig,
-    build_vectorizer,
-    load_vocabulary,
-    make_language_model_dataset,
-    make_language_model_streams,
-)
 from nlp_lstm.run_folder import (
     begin_writing,
     check_vocabulary,
@@ -88,6 +80,14 @@ from nlp_lstm.run_folder import (
     retrain_hint,
     run_config,
     start_run,
+)
+from nlp_lstm.text import (
+    BOUNDARY_TOKEN,
+    VectorizerConfig,
+    build_vectorizer,
+    load_vocabulary,
+    make_language_model_dataset,
+    make_language_model_streams,
 )
 from nlp_lstm.training import (
     CONFIG_FILE,
@@ -245,7 +245,9 @@ def train_nextword(
     vectorizer = cluster_vocabulary(strategy, out_dir, out, resuming, build)
     vocabulary_size = vectorizer.vocabulary_size()
     if role.chief:
-        atomic_write_json(out / CONFIG_FILE, run_config(_folder_config(config, corpus_config, vocabulary_size), out, command))
+        atomic_write_json(
+            out / CONFIG_FILE, run_config(_folder_config(config, corpus_config, vocabulary_size), out, command)
+        )
 
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():

@@ -260,8 +260,12 @@ def add_corpus_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--corpus", metavar="FILE", nargs="+", default=None,
                         help="train on your own UTF-8 text files instead of IMDB (paragraphs are documents; "
                         "bytes that are not UTF-8 are replaced and counted)")  # fmt: skip
-    parser.add_argument("--limit", type=_positive_int, default=None,
-                        help="read at most this many reviews per split (or paragraphs) (default: all)")
+    parser.add_argument(
+        "--limit",
+        type=_positive_int,
+        default=None,
+        help="read at most this many reviews per split (or paragraphs) (default: all)",
+    )
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -275,42 +279,85 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="DIR", default=None,
                         help=f"the model folder to write (default: {DEFAULT_MODEL_DIR}; with --dry-run a "
                         f"temporary folder)")  # fmt: skip
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace a finished model in --out (otherwise refused, so that none is lost)")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a finished model in --out (otherwise refused, so that none is lost)",
+    )
     parser.add_argument("--seed", type=int, default=d.seed, help=f"seed of splits, weights and order {default}")
-    parser.add_argument("--val-fraction", type=float, default=CorpusConfig().val_fraction,
-                        help=f"fraction of the labelled train reviews (or paragraphs) for validation {default}")
-    parser.add_argument("--max-tokens", type=_positive_int, default=d.max_tokens,
-                        help=f"vocabulary size, counting padding, [UNK] and [BOS] {default}")
-    parser.add_argument("--embedding-dim", type=_positive_int, default=d.embedding_dim,
-                        help=f"word vector size {default}")
+    parser.add_argument(
+        "--val-fraction",
+        type=float,
+        default=CorpusConfig().val_fraction,
+        help=f"fraction of the labelled train reviews (or paragraphs) for validation {default}",
+    )
+    parser.add_argument(
+        "--max-tokens",
+        type=_positive_int,
+        default=d.max_tokens,
+        help=f"vocabulary size, counting padding, [UNK] and [BOS] {default}",
+    )
+    parser.add_argument(
+        "--embedding-dim", type=_positive_int, default=d.embedding_dim, help=f"word vector size {default}"
+    )
     parser.add_argument("--units", type=_positive_int, default=d.units, help=f"LSTM units per layer {default}")
     parser.add_argument("--layers", type=int, choices=(1, 2), default=d.num_layers, help=f"LSTM layers {default}")
     parser.add_argument("--dropout", type=float, default=d.dropout, help=f"dropout between layers {default}")
-    parser.add_argument("--no-tie-embeddings", action="store_true",
-                        help="give the output projection its own weights (default: the embedding matrix)")
-    parser.add_argument("--num-sampled", type=int, default=d.num_sampled,
-                        help=f"candidate words of the sampled-softmax loss; 0 for the full softmax {default}")
+    parser.add_argument(
+        "--no-tie-embeddings",
+        action="store_true",
+        help="give the output projection its own weights (default: the embedding matrix)",
+    )
+    parser.add_argument(
+        "--num-sampled",
+        type=int,
+        default=d.num_sampled,
+        help=f"candidate words of the sampled-softmax loss; 0 for the full softmax {default}",
+    )
     parser.add_argument("--window", type=_positive_int, default=d.window, help=f"tokens per sequence {default}")
     parser.add_argument("--batch-size", type=_positive_int, default=d.batch_size, help=f"sequences per batch {default}")
-    parser.add_argument("--train-tokens", type=_positive_int, default=d.train_tokens,
-                        help=f"tokens to train on in all: the time budget {default}")
-    parser.add_argument("--epochs", type=_positive_int, default=d.epochs,
-                        help=f"validations (with checkpoint and curves) along the way {default}")
+    parser.add_argument(
+        "--train-tokens",
+        type=_positive_int,
+        default=d.train_tokens,
+        help=f"tokens to train on in all: the time budget {default}",
+    )
+    parser.add_argument(
+        "--epochs",
+        type=_positive_int,
+        default=d.epochs,
+        help=f"validations (with checkpoint and curves) along the way {default}",
+    )
     parser.add_argument("--learning-rate", type=float, default=d.learning_rate, help=f"Adam's peak rate {default}")
-    parser.add_argument("--patience", type=int, default=d.patience,
-                        help=f"epochs without a better val loss before stopping {default}")
-    parser.add_argument("--backup-every", type=_positive_int, default=d.backup_every,
-                        help=f"back up the training state every this many steps {default}")
-    parser.add_argument("--max-train-minutes", type=_minutes, default=None, metavar="MINUTES",
-                        help=f"stop after the epoch when another would take training past this many minutes; "
-                        f"'none' for no limit (default: {DEFAULT_MAX_TRAIN_MINUTES:g} on one machine, so that "
-                        f"the default run stays within the hour on a slow day; none in a multi-worker cluster)")
-    parser.add_argument("--carry-states", action="store_true",
-                        help="rows continue each other from batch to batch and carry their states (one device)")
+    parser.add_argument(
+        "--patience", type=int, default=d.patience, help=f"epochs without a better val loss before stopping {default}"
+    )
+    parser.add_argument(
+        "--backup-every",
+        type=_positive_int,
+        default=d.backup_every,
+        help=f"back up the training state every this many steps {default}",
+    )
+    parser.add_argument(
+        "--max-train-minutes",
+        type=_minutes,
+        default=None,
+        metavar="MINUTES",
+        help=f"stop after the epoch when another would take training past this many minutes; "
+        f"'none' for no limit (default: {DEFAULT_MAX_TRAIN_MINUTES:g} on one machine, so that "
+        f"the default run stays within the hour on a slow day; none in a multi-worker cluster)",
+    )
+    parser.add_argument(
+        "--carry-states",
+        action="store_true",
+        help="rows continue each other from batch to batch and carry their states (one device)",
+    )
     add_strategy_arguments(parser)
-    parser.add_argument("--dry-run", action="store_true",
-                        help="train a tiny model for one step on a handful of texts, in seconds (for CI)")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="train a tiny model for one step on a handful of texts, in seconds (for CI)",
+    )
 
 
 def _configs(args: argparse.Namespace) -> tuple[CorpusConfig, NextWordConfig]:
@@ -344,7 +391,7 @@ def _configs(args: argparse.Namespace) -> tuple[CorpusConfig, NextWordConfig]:
 
 
 def check_train_arguments(args: argparse.Namespace) -> None:
-    """Builds and checks the configs of `nlp-lstm train nextword`, before TensorFlow loads; keeps them in `args.configs`.
+    """Builds and checks the configs of `nlp-lstm train nextword` before TensorFlow loads, into `args.configs`.
 
     The command line calls it between parsing and importing `nlp_lstm.nextword`; `run_train` uses what it kept.
     """

@@ -264,6 +264,7 @@ def format_evaluation(result: dict[str, Any]) -> str:
     model         perplexity   top-1   top-3
     LSTM                90.0   20.0%   35.0%
     """
+
     def cell(value: float | None, spec: str, width: int) -> str:
         return f"{'n/a':>{width}}" if value is None else f"{value:>{width}{spec}}"
 
@@ -296,14 +297,18 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", metavar="DIR", default=None,
                         help=f"the model folder (default: {DEFAULT_MODEL_DIR}; with --dry-run a tiny model "
                         "trained first)")  # fmt: skip
-    parser.add_argument("--data", metavar="PATH", default=None,
-                        help="read IMDB from here instead of where the model was trained from")
+    parser.add_argument(
+        "--data", metavar="PATH", default=None, help="read IMDB from here instead of where the model was trained from"
+    )
     parser.add_argument("--test-texts", type=_non_negative_int, default=DEFAULT_TEST_TEXTS,
                         help="score the first this many test texts of the seeded order; 0 for all "
                         "(default: %(default)s)")  # fmt: skip
     parser.add_argument("--no-baseline", action="store_true", help="skip the Kneser-Ney trigram baseline")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="train a tiny model on --data for one step, then evaluate it on 4 texts (for CI)")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="train a tiny model on --data for one step, then evaluate it on 4 texts (for CI)",
+    )
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

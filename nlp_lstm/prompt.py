@@ -31,6 +31,7 @@ from typing import TextIO
 
 import numpy as np
 
+from nlp_lstm.checks import check_seed, usage_error
 from nlp_lstm.generate import (
     BeamSearch,
     Continuation,
@@ -43,7 +44,6 @@ from nlp_lstm.generate import (
     WordTokenizer,
     generate,
 )
-from nlp_lstm.checks import check_seed, usage_error
 from nlp_lstm.text import OOV_ID
 
 HELP = """commands (at the end of a line, then Enter):
@@ -419,14 +419,23 @@ def add_prompt_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", metavar="DIR", default=DEFAULT_MODEL_DIR,
                         help="the next-word model folder (default: %(default)s)")  # fmt: skip
     parser.add_argument("-k", "--top-k", type=int, default=3, help="suggestions shown (default: %(default)s)")
-    parser.add_argument("--more", type=int, default=0, metavar="N",
-                        help="pipe mode: also continue each prompt by N words (default: %(default)s)")
-    parser.add_argument("--rule", default="greedy",
-                        help="how to continue: greedy, 'topk K', 'topp P', 'temp T' or 'beam B' (default: %(default)s)")
+    parser.add_argument(
+        "--more",
+        type=int,
+        default=0,
+        metavar="N",
+        help="pipe mode: also continue each prompt by N words (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--rule",
+        default="greedy",
+        help="how to continue: greedy, 'topk K', 'topp P', 'temp T' or 'beam B' (default: %(default)s)",
+    )
     parser.add_argument("--seed", type=int, default=None, help="seed of the sampling rules (default: none)")
     parser.add_argument("--json", action="store_true", help="pipe mode: one JSON object per line")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="use a tiny untrained model and answer one prompt (for CI)")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="use a tiny untrained model and answer one prompt (for CI)"
+    )
 
 
 def run_prompt(args: argparse.Namespace) -> int:

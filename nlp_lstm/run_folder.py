@@ -408,11 +408,9 @@ def read_model_config(model_dir: str | os.PathLike, app: str | None = None) -> d
     except (OSError, ValueError) as error:
         raise ModelFolderError(f"cannot read {path} ({error}); train the model again") from error
     if not isinstance(config, dict) or "app" not in config:
-        raise ModelFolderError(f"{path} does not say which app it belongs to (no \"app\"); train the model again")
+        raise ModelFolderError(f'{path} does not say which app it belongs to (no "app"); train the model again')
     if app is not None and config["app"] != app:
-        raise ModelFolderError(
-            f"{folder} is not a {app} model: its {CONFIG_FILE} says app={config['app']!r}"
-        )
+        raise ModelFolderError(f"{folder} is not a {app} model: its {CONFIG_FILE} says app={config['app']!r}")
     version = str(config.get("nlp_lstm_version", "0.1"))
     if version.split(".")[:2] != __version__.split(".")[:2]:
         raise ModelFolderError(
@@ -432,7 +430,9 @@ def require_files(folder: str | os.PathLike, names: Iterable[str], config: dict[
     if has_backup(folder) and isinstance(saved, str) and saved:
         what = f"its training did not finish: rerun {saved} to resume it"
     else:
-        what = f"its training did not finish or the files were moved: train it again ({retrain_hint(folder, config, app)})"
+        what = (
+            f"its training did not finish or the files were moved: train it again ({retrain_hint(folder, config, app)})"
+        )
     raise ModelFolderError(f"{folder} lacks {', '.join(missing)}: {what}")
 
 

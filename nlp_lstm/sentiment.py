@@ -40,6 +40,15 @@ from nlp_lstm.data import LABEL_NAMES, DataConfig, DataError, ImdbSplits, load_i
 from nlp_lstm.distribute import prepare_model, refuse_time_limit_in_cluster, role_of, shardable
 from nlp_lstm.layers import LSTM
 from nlp_lstm.ngrams import fit_ngram_logistic, ngram_probability
+from nlp_lstm.run_folder import (
+    begin_writing,
+    check_vocabulary,
+    drop_backup,
+    finish_run,
+    retrain_hint,
+    run_config,
+    start_run,
+)
 from nlp_lstm.sentiment_config import (  # noqa: F401  (re-exported)
     LEARNING_RATE_DECAYS,
     SentimentConfig,
@@ -52,15 +61,6 @@ from nlp_lstm.text import (
     load_vocabulary,
     make_classification_dataset,
     vectorizer_from_vocabulary,
-)
-from nlp_lstm.run_folder import (
-    begin_writing,
-    check_vocabulary,
-    drop_backup,
-    finish_run,
-    retrain_hint,
-    run_config,
-    start_run,
 )
 from nlp_lstm.training import (
     CONFIG_FILE,
@@ -83,6 +83,8 @@ VOCABULARY_FILE = "vocabulary.txt"
 DEFAULT_MODEL_DIR = "saved_models/sentiment"
 # What the data config contributes to a model's identity (a resumed run must match it).
 _DATA_KEYS = ("source", "val_fraction", "seed", "limit")
+
+
 def sentiment_fit_config(config: SentimentConfig, dry_run: bool = False, verbose: int | None = None) -> FitConfig:
     """How `nlp_lstm.training.fit` trains the sentiment model: best and early stop by val accuracy."""
     return FitConfig(
@@ -95,6 +97,8 @@ def sentiment_fit_config(config: SentimentConfig, dry_run: bool = False, verbose
         dry_run=dry_run,
         verbose=verbose,
         max_minutes=config.max_train_minutes,
+        units_per_step=config.batch_size,  # the last batch of an epoch may hold fewer: the rate is near, not exact
+        units="reviews",
     )
 
 
@@ -248,8 +252,10 @@ def _folder_config(config: SentimentConfig, data_config: DataConfig, vocabulary_
         "labels": list(LABEL_NAMES),
         "sentiment": asdict(config),
         # An absolute source, so that evaluate can find the data again from any folder.
-        "data": {**{key: getattr(data_config, key) for key in _DATA_KEYS},
-                 "source": os.path.abspath(data_config.source) if data_config.source else None},
+        "data": {
+            **{key: getattr(data_config, key) for key in _DATA_KEYS},
+            "source": os.path.abspath(data_config.source) if data_config.source else None,
+        },
         "vocabulary_size": vocabulary_size,
     }
 
@@ -404,12 +410,17 @@ def train_sentiment(
     if plan is not None:
         begin_writing(plan)
     vectorizer = cluster_vocabulary(
-        strategy, out_dir, out, resuming,
+        strategy,
+        out_dir,
+        out,
+        resuming,
         lambda: build_vectorizer(splits.train, VectorizerConfig(max_tokens=config.max_tokens)),
     )
     vocabulary_size = vectorizer.vocabulary_size()
     if role.chief:
-        atomic_write_json(out / CONFIG_FILE, run_config(_folder_config(config, data_config, vocabulary_size), out, command))
+        atomic_write_json(
+            out / CONFIG_FILE, run_config(_folder_config(config, data_config, vocabulary_size), out, command)
+        )
 
     def batches(ds: tf.data.Dataset, shuffle: bool) -> tf.data.Dataset:
         return shardable(make_classification_dataset(

@@ -96,21 +96,12 @@ class VectorizerConfig:
 
     def __post_init__(self) -> None:
         if self.max_tokens is not None and self.max_tokens < 2 + len(self.reserved_tokens):
-            raise ValueError(
-                "max_tokens must leave room for '', '[UNK]' and reserved tokens, "
-                f"got {self.max_tokens}"
-            )
-        if any(
-            token in (PAD_TOKEN, OOV_TOKEN) or not token.strip() for token in self.reserved_tokens
-        ):
-            raise ValueError(
-                f"reserved tokens must be non-blank and not ''/'[UNK]', got {self.reserved_tokens}"
-            )
+            raise ValueError(f"max_tokens must leave room for '', '[UNK]' and reserved tokens, got {self.max_tokens}")
+        if any(token in (PAD_TOKEN, OOV_TOKEN) or not token.strip() for token in self.reserved_tokens):
+            raise ValueError(f"reserved tokens must be non-blank and not ''/'[UNK]', got {self.reserved_tokens}")
 
 
-def _new_vectorizer(
-    config: VectorizerConfig, max_tokens: int | None
-) -> keras.layers.TextVectorization:
+def _new_vectorizer(config: VectorizerConfig, max_tokens: int | None) -> keras.layers.TextVectorization:
     return keras.layers.TextVectorization(
         max_tokens=max_tokens,
         standardize=standardize,
@@ -125,9 +116,7 @@ def _texts_only(ds: tf.data.Dataset) -> tf.data.Dataset:
     return ds.map(lambda text, *rest: text) if isinstance(ds.element_spec, tuple) else ds
 
 
-def build_vectorizer(
-    texts_ds: tf.data.Dataset, config: VectorizerConfig
-) -> keras.layers.TextVectorization:
+def build_vectorizer(texts_ds: tf.data.Dataset, config: VectorizerConfig) -> keras.layers.TextVectorization:
     """Builds the vocabulary, once, from training text only, and returns the vectorizer.
 
     Args:
@@ -155,9 +144,7 @@ def build_vectorizer(
     return vectorizer
 
 
-def save_vocabulary(
-    vocabulary: keras.layers.TextVectorization | Sequence[str], path: str | os.PathLike
-) -> None:
+def save_vocabulary(vocabulary: keras.layers.TextVectorization | Sequence[str], path: str | os.PathLike) -> None:
     """Writes the vocabulary, one token per line in UTF-8, line 1 being '' and line 2 '[UNK]'.
 
     Written to a temporary file in the same folder, then renamed over `path`, so a reader never sees
@@ -197,9 +184,7 @@ def load_vocabulary(path: str | os.PathLike) -> list[str]:
     return vocabulary
 
 
-def vectorizer_from_vocabulary(
-    vocabulary: Sequence[str], config: VectorizerConfig
-) -> keras.layers.TextVectorization:
+def vectorizer_from_vocabulary(vocabulary: Sequence[str], config: VectorizerConfig) -> keras.layers.TextVectorization:
     """Rebuilds the vectorizer from a saved vocabulary, without reading any corpus.
 
     Args:
@@ -308,9 +293,7 @@ def make_classification_dataset(
     [[2, 3, 0], [1, 0, 0], [2, 2, 2]] [1, 0, 1]
     """
     if max_length < 1 or batch_size < 1:
-        raise ValueError(
-            f"max_length and batch_size must be >= 1, got {max_length} and {batch_size}"
-        )
+        raise ValueError(f"max_length and batch_size must be >= 1, got {max_length} and {batch_size}")
 
     def to_ids(texts: tf.Tensor, labels: tf.Tensor) -> tuple[tf.RaggedTensor, tf.Tensor]:
         return _token_rows(vectorizer, texts), labels  # (b, None), (b,)
@@ -412,9 +395,7 @@ def make_language_model_dataset(
         .batch(256)
         .map(lambda texts: to_rows(texts).flat_values, num_parallel_calls=tf.data.AUTOTUNE)  # the b reviews' tokens
         .rebatch(window + 1, drop_remainder=True)  # = unbatch().batch(window + 1), one copy
-        .map(
-            lambda chunk: (chunk[:-1], chunk[1:]), num_parallel_calls=tf.data.AUTOTUNE
-        )  # (window,) x 2
+        .map(lambda chunk: (chunk[:-1], chunk[1:]), num_parallel_calls=tf.data.AUTOTUNE)  # (window,) x 2
         .cache()
     )
     if shuffle:

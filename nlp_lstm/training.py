@@ -567,7 +567,9 @@ def _tensorboard_installed() -> bool:
 
     if importlib.util.find_spec("tensorboard") is not None:
         return True
-    print("note: the tensorboard package is not installed; no TensorBoard logs (pip install tensorboard)", file=sys.stderr)
+    print(
+        "note: the tensorboard package is not installed; no TensorBoard logs (pip install tensorboard)", file=sys.stderr
+    )
     return False
 
 
@@ -707,7 +709,9 @@ def fit(
                 callback.clear()  # an error or Ctrl-C is not printed after a half-drawn bar
         history = {k: [float(v) for v in values] for k, values in keras_history.history.items()}
         epochs_run = len(keras_history.epoch)
-    if chief and record.exists() and checkpoint.exists():  # the record: the checkpoint is of this run (or the resumed one)
+    if (
+        chief and record.exists() and checkpoint.exists()
+    ):  # the record: the checkpoint is of this run (or the resumed one)
         model.load_weights(checkpoint)  # the best weights, whichever run found them
     saved = json.loads(record.read_text(encoding="utf-8")) if chief and record.exists() else {}
     if chief and epochs_run == 0:  # resumed after the last epoch: no epoch drew the curves this run

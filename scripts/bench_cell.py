@@ -246,8 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=2, help="batches per timed repeat")
     xla = parser.add_mutually_exclusive_group()
     xla.add_argument("--no-xla", action="store_true", help="skip the jit_compile=True models")
-    xla.add_argument("--xla-only", action="store_true",
-                     help="skip the models without jit_compile (under JAX those run op by op)")
+    xla.add_argument(
+        "--xla-only", action="store_true", help="skip the models without jit_compile (under JAX those run op by op)"
+    )
     parser.add_argument("--embedding", type=int, default=128, help="embedding width (the LSTM's input)")
     parser.add_argument("--no-floor", action="store_true", help="skip the products-alone bound")
     parser.add_argument("--dry-run", action="store_true", help="one tiny shape, one step, one repeat")

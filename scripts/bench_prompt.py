@@ -106,14 +106,28 @@ def run(decoder: Decoder, tokenizer: WordTokenizer, config: BenchConfig) -> list
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", metavar="DIR", default=None,
-                        help="a next-word model folder (default: an untrained model of the default size)")
-    parser.add_argument("--contexts", type=int, nargs="+", default=list(BenchConfig.contexts),
-                        help="context lengths in words (default: %(default)s)")
-    parser.add_argument("--words", type=int, default=BenchConfig.words,
-                        help="words typed per context (default: %(default)s)")
-    parser.add_argument("--rereads", type=int, default=BenchConfig.rereads,
-                        help="timed re-reads of the whole prefix per context (default: %(default)s)")
+    parser.add_argument(
+        "--model",
+        metavar="DIR",
+        default=None,
+        help="a next-word model folder (default: an untrained model of the default size)",
+    )
+    parser.add_argument(
+        "--contexts",
+        type=int,
+        nargs="+",
+        default=list(BenchConfig.contexts),
+        help="context lengths in words (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--words", type=int, default=BenchConfig.words, help="words typed per context (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--rereads",
+        type=int,
+        default=BenchConfig.rereads,
+        help="timed re-reads of the whole prefix per context (default: %(default)s)",
+    )
     parser.add_argument("--json", metavar="FILE", default=None, help="also write the figures to FILE")
     parser.add_argument("--dry-run", action="store_true", help="a tiny untrained model, a few words (for CI)")
     args = parser.parse_args(argv)

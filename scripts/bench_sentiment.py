@@ -20,15 +20,31 @@ from dataclasses import replace
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", metavar="PATH", default=None,
-                        help="an aclImdb folder or .tar.gz (default: tensorflow-datasets' imdb_reviews)")
-    parser.add_argument("--out", metavar="DIR", default=None,
-                        help="model folder to write (default: saved_models/sentiment; --dry-run: a temporary one)")
+    parser.add_argument(
+        "--data",
+        metavar="PATH",
+        default=None,
+        help="an aclImdb folder or .tar.gz (default: tensorflow-datasets' imdb_reviews)",
+    )
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        default=None,
+        help="model folder to write (default: saved_models/sentiment; --dry-run: a temporary one)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace a finished model in --out")
-    parser.add_argument("--epochs", type=int, default=None,
-                        help="epochs at most (default: SentimentConfig's); fewer only for a quick speed check")
-    parser.add_argument("--limit", type=int, default=None,
-                        help="at most this many reviews per split (default: all); only for a quick speed check")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="epochs at most (default: SentimentConfig's); fewer only for a quick speed check",
+    )
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="at most this many reviews per split (default: all); only for a quick speed check",
+    )
     parser.add_argument("--dry-run", action="store_true", help="a tiny model, one step, a handful of reviews")
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON too")
     return parser.parse_args(argv)  # fmt: skip
@@ -39,7 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     # Imported after parsing, so that --help does not wait for TensorFlow.
     from nlp_lstm.data import DataConfig, load_imdb
     from nlp_lstm.sentiment import (
-        DEFAULT_MODEL_DIR, SentimentConfig, dry_run_config, load_sentiment_model, sentiment_fit_config,
+        DEFAULT_MODEL_DIR,
+        SentimentConfig,
+        dry_run_config,
+        load_sentiment_model,
+        sentiment_fit_config,
         train_sentiment,
     )  # fmt: skip
     from nlp_lstm.text import make_classification_dataset

@@ -1,6 +1,6 @@
 """`nlp-lstm predict` as a script. Labels texts (arguments, or lines of stdin) as neg or pos.
 
-    python scripts/predict.py --help
+python scripts/predict.py --help
 """
 
 import sys

@@ -11,8 +11,8 @@ import tensorflow as tf
 
 from nlp_lstm.nextword import VOCABULARY_FILE, CorpusConfig, NextWordConfig, _folder_config, dry_run_config
 from nlp_lstm.nextword_model import build_nextword_model
-from nlp_lstm.text import BOUNDARY_TOKEN, VectorizerConfig, build_vectorizer, save_vocabulary
 from nlp_lstm.run_folder import run_config
+from nlp_lstm.text import BOUNDARY_TOKEN, VectorizerConfig, build_vectorizer, save_vocabulary
 from nlp_lstm.training import CONFIG_FILE, MODEL_FILE, atomic_save_model, atomic_write_json
 
 TOY_TEXTS = [
@@ -37,7 +37,9 @@ def toy_corpus_file(folder: Path, paragraphs: int = 40, seed: int = 0) -> Path:
 def write_model_folder(folder: Path, num_layers: int = 1, units: int = 8, seed: int = 0, scale: float = 3.0) -> Path:
     """A next-word model folder as a training run leaves it, with random weights (scaled, so that the
     next-word probabilities differ clearly and a top-k has no near-ties)."""
-    config: NextWordConfig = replace(dry_run_config(), num_layers=num_layers, units=units, embedding_dim=units, seed=seed)
+    config: NextWordConfig = replace(
+        dry_run_config(), num_layers=num_layers, units=units, embedding_dim=units, seed=seed
+    )
     texts = tf.data.Dataset.from_tensor_slices(TOY_TEXTS)
     vectorizer = build_vectorizer(texts, VectorizerConfig(max_tokens=60, reserved_tokens=(BOUNDARY_TOKEN,)))
     vocabulary = vectorizer.get_vocabulary()

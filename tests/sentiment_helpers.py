@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import write_tiny_aclimdb
 
 _TRAINED: dict[str, tuple[Path, Path]] = {}

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import write_tiny_aclimdb
+
 from nlp_lstm.checks import check_seed
 from nlp_lstm.cli import main, shown_text
 from nlp_lstm.data_config import CorpusConfig, DataConfig, DataError
@@ -159,9 +159,12 @@ def test_other_commands_refuse_a_bad_value(argv, message, capsys):
     "make, message",
     [
         (lambda folder: random_bytes(folder, nul=True), "is not text: it holds NUL characters"),
-        (lambda folder: random_bytes(folder, nul=False), "of its characters are letters or spaces (text has at least 50%"),
-        (four_short_paragraphs, "too small for a validation split: its 1 validation paragraph(s) (--val-fraction 0.01 of "
-                                "4 paragraphs) hold 5 tokens, and validation needs at least 33"),
+        (lambda folder: random_bytes(folder, nul=False), "characters are letters or spaces (text has at least 50%"),
+        (
+            four_short_paragraphs,
+            "too small for a validation split: its 1 validation paragraph(s) (--val-fraction 0.01 of "
+            "4 paragraphs) hold 5 tokens, and validation needs at least 33",
+        ),
     ],
     ids=["random bytes", "random bytes without NUL", "four short paragraphs"],
 )  # fmt: skip

@@ -250,7 +250,10 @@ def test_docstring_example_runs():
 
 @pytest.mark.parametrize("unit_forget_bias", [True, False])
 def test_bias_starts_as_keras_lstm_cell_does(unit_forget_bias):
-    ours, ref = LSTMCell(U, unit_forget_bias=unit_forget_bias), keras.layers.LSTMCell(U, unit_forget_bias=unit_forget_bias)
+    ours, ref = (
+        LSTMCell(U, unit_forget_bias=unit_forget_bias),
+        keras.layers.LSTMCell(U, unit_forget_bias=unit_forget_bias),
+    )
     ours.build((None, D))
     ref.build((None, D))
     np.testing.assert_array_equal(np.asarray(ours.bias), np.asarray(ref.bias))

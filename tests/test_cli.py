@@ -14,11 +14,10 @@ import types
 from pathlib import Path
 
 import pytest
-
+from sentiment_helpers import tiny_sentiment_model
 
 from nlp_lstm import cli
 from nlp_lstm.cli import build_parser, main
-from sentiment_helpers import tiny_sentiment_model
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = ["train_sentiment", "evaluate_sentiment", "predict", "export", "bench_sentiment"]
@@ -117,7 +116,7 @@ def test_evaluate_dry_run_prints_metrics_and_confusion_matrix(trained, capsys):
 
 
 def test_predict_prints_one_line_per_text(trained, capsys):
-    status, out, err = run_main(["predict", "--model", str(trained[1]), "Loved it!", "", "日本語 \U0001F600"], capsys)
+    status, out, err = run_main(["predict", "--model", str(trained[1]), "Loved it!", "", "日本語 \U0001f600"], capsys)
     assert status == 0
     lines = [line.split("\t") for line in out.splitlines()]
     assert len(lines) == 3

@@ -52,12 +52,7 @@ def test_element_spec_is_string_text_and_int64_label(tiny_aclimdb):
 
 def test_labels_follow_the_folder_not_the_listing_order(tiny_aclimdb, tiny_labels, monkeypatch):
     def labelled(splits: ImdbSplits) -> dict[str, int]:
-        return dict(
-            as_pairs(splits.train)
-            + as_pairs(splits.val)
-            + as_pairs(splits.test)
-            + as_pairs(splits.unsup)
-        )
+        return dict(as_pairs(splits.train) + as_pairs(splits.val) + as_pairs(splits.test) + as_pairs(splits.unsup))
 
     config = quiet(source=str(tiny_aclimdb), val_fraction=0.25)
     expected = load_imdb(config)
@@ -84,9 +79,7 @@ def test_parent_folder_and_progress_lines(tiny_aclimdb, capsys):
 
 def test_validation_split_is_seeded_stratified_and_disjoint(tiny_aclimdb, tiny_labels):
     def pairs(seed: int) -> tuple[list, list]:
-        splits = load_imdb(
-            quiet(source=str(tiny_aclimdb), val_fraction=0.5, seed=seed, include_unsup=False)
-        )
+        splits = load_imdb(quiet(source=str(tiny_aclimdb), val_fraction=0.5, seed=seed, include_unsup=False))
         return as_pairs(splits.train), as_pairs(splits.val)
 
     train, val = pairs(1)
@@ -94,9 +87,7 @@ def test_validation_split_is_seeded_stratified_and_disjoint(tiny_aclimdb, tiny_l
     assert any(pairs(seed)[1] != val for seed in range(2, 12))
     assert sorted(label for _, label in val) == [0, 0, 1, 1]
     assert {text for text, _ in train}.isdisjoint(text for text, _ in val)
-    assert (
-        len(train) + len(val) == sum(label >= 0 for label in tiny_labels.values()) - 4
-    )  # minus test
+    assert len(train) + len(val) == sum(label >= 0 for label in tiny_labels.values()) - 4  # minus test
 
 
 def test_limit_caps_every_split(tiny_aclimdb):
@@ -151,12 +142,8 @@ def test_file_that_is_not_an_archive_is_a_data_error(tmp_path):
 
 
 def test_folder_without_the_layout_names_what_is_missing(tmp_path, aclimdb_writer, tiny_files):
-    root = aclimdb_writer(
-        tmp_path, {k: v for k, v in tiny_files.items() if not k.startswith("test/pos")}
-    )
-    with pytest.raises(
-        DataError, match="missing or empty test/pos.*Expected the subfolders train/neg"
-    ):
+    root = aclimdb_writer(tmp_path, {k: v for k, v in tiny_files.items() if not k.startswith("test/pos")})
+    with pytest.raises(DataError, match="missing or empty test/pos.*Expected the subfolders train/neg"):
         load_imdb(quiet(source=str(root)))
 
 
@@ -175,9 +162,7 @@ def test_tfds_source_through_mock_data(monkeypatch):
     assert splits.sizes["train"] + splits.sizes["val"] == 10
     assert splits.sizes["test"] == splits.sizes["unsup"] == 10
     assert splits.train.element_spec[1].dtype == tf.int64
-    labels = {
-        label for _, label in as_pairs(splits.train) + as_pairs(splits.val) + as_pairs(splits.test)
-    }
+    labels = {label for _, label in as_pairs(splits.train) + as_pairs(splits.val) + as_pairs(splits.test)}
     assert labels <= {0, 1}
     assert {label for _, label in as_pairs(splits.unsup)} == {-1}
 
@@ -217,12 +202,8 @@ def test_reachability_probe_gives_up_within_its_timeout(monkeypatch):
         assert data._download_host_reachable(f"{base}/aclImdb_v1.tar.gz", 2.0)
         start = time.perf_counter()
         assert not data._download_host_reachable(f"{base}/elsewhere", 0.5)  # a portal's 404
-        assert not data._download_host_reachable(
-            f"http://127.0.0.1:{silent.getsockname()[1]}/x", 0.5
-        )
-        assert not data._download_host_reachable(
-            "http://imdb.invalid/aclImdb_v1.tar.gz", 0.5
-        )  # RFC 2606
+        assert not data._download_host_reachable(f"http://127.0.0.1:{silent.getsockname()[1]}/x", 0.5)
+        assert not data._download_host_reachable("http://imdb.invalid/aclImdb_v1.tar.gz", 0.5)  # RFC 2606
         assert time.perf_counter() - start < 5
     finally:
         server.shutdown()

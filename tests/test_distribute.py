@@ -22,6 +22,7 @@ from nlp_lstm.cli import main
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from bench_distribute import free_ports  # noqa: E402  (scripts/ is not a package)
+
 from nlp_lstm.distribute import StrategyConfig, StrategyError, read_tf_config
 
 POSITIVE = "great wonderful superb loved brilliant moving funny smart".split()
@@ -164,7 +165,10 @@ def test_a_worker_that_never_comes_gives_up_within_the_timeout(word_reviews: Pat
         ('{"cluster": {"worker": ["a:1"]}}', 'no "task"'),
         ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 1}}', "task index 1 is out of range"),
         ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "chief", "index": 0}}', "'chief' is not in the cluster"),
-        ('{"cluster": {"ps": ["a:1"], "worker": ["b:2"]}, "task": {"type": "worker", "index": 0}}', "'ps' is not supported"),
+        (
+            '{"cluster": {"ps": ["a:1"], "worker": ["b:2"]}, "task": {"type": "worker", "index": 0}}',
+            "'ps' is not supported",
+        ),
         ('{"cluster": {"worker": ["nohost"]}, "task": {"type": "worker", "index": 0}}', "is not \"host:port\""),
         ('{"cluster": {"worker": []}, "task": {"type": "worker", "index": 0}}', "non-empty list"),
     ],

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sentiment_helpers import tiny_sentiment_model
+from test_sentiment import AWKWARD_TEXTS
 
 from nlp_lstm import export
 from nlp_lstm.export import export_sentiment, saved_model_op_names, write_next_version
 from nlp_lstm.sentiment import predict_sentiment
 from nlp_lstm.training import ModelFolderError
-from sentiment_helpers import tiny_sentiment_model
-from test_sentiment import AWKWARD_TEXTS
 
 # Loads the export where nlp_lstm cannot be imported (the editable install is found even with
 # `python -I`, so a finder blocks it) and prints its outputs as JSON. (Keras stays importable:

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from nlp_lstm import generate
-from nlp_lstm.generate import BeamSearch, Decoder, Greedy, Temperature, TopK, TopP, WordTokenizer, generate as run
+from nlp_lstm.generate import BeamSearch, Decoder, Greedy, Temperature, TopK, TopP, WordTokenizer
+from nlp_lstm.generate import generate as run
 from nlp_lstm.nextword_model import NextWordModelConfig, build_nextword_model
 
 VOCABULARY = ["", "[UNK]", "[BOS]"] + [f"w{i}" for i in range(27)]

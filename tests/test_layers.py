@@ -11,7 +11,17 @@ import nlp_lstm.layers
 from nlp_lstm.cell import LSTMCell
 from nlp_lstm.layers import LSTM
 from tests.test_cell import (
-    MODES, B, D, T, U, V, assert_same, check_mixed_precision, check_xla, padded_ids, twin_models,
+    MODES,
+    B,
+    D,
+    T,
+    U,
+    V,
+    assert_same,
+    check_mixed_precision,
+    check_xla,
+    padded_ids,
+    twin_models,
 )  # fmt: skip
 
 

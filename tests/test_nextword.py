@@ -16,17 +16,17 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import write_tiny_aclimdb
 from nextword_helpers import toy_corpus_file, write_model_folder
+
 from nlp_lstm import corpus, nextword, nextword_eval, nextword_model
+from nlp_lstm.corpus import CorpusConfig, load_corpus
 from nlp_lstm.data import DataError
 from nlp_lstm.generate import Decoder
-from nlp_lstm.corpus import CorpusConfig, load_corpus
 from nlp_lstm.nextword import NextWordConfig, load_nextword_folder, train_nextword
 from nlp_lstm.nextword_eval import NextWordMetrics, score_model, token_sequences
-from nlp_lstm.text import VectorizerConfig, vectorizer_from_vocabulary
 from nlp_lstm.nextword_model import NextWordModelConfig, build_nextword_model, sampled_softmax_loss
+from nlp_lstm.text import VectorizerConfig, vectorizer_from_vocabulary
 from nlp_lstm.training import FitConfig, ModelFolderError, OutputFolderError
 
 REPO = Path(__file__).resolve().parents[1]

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from nextword_helpers import write_model_folder
+
 from nlp_lstm import nextword_export
 from nlp_lstm.nextword_export import export_nextword
 from nlp_lstm.prompt import TypedContext, load_prompt_model

@@ -16,8 +16,9 @@ def _pairs_oracle(ids: np.ndarray, vocabulary_size: int, buckets: int) -> np.nda
     """Row by row in Python integers: the ids, then each adjacent pair's row (0 when either is padding)."""
     rows = []
     for row in ids.tolist():
-        pairs = [0 if a == 0 or b == 0 else vocabulary_size + (a * 1_000_003 + b) % buckets
-                 for a, b in zip(row, row[1:])]
+        pairs = [
+            0 if a == 0 or b == 0 else vocabulary_size + (a * 1_000_003 + b) % buckets for a, b in zip(row, row[1:])
+        ]
         rows.append(row + pairs)
     return np.array(rows, dtype=np.int64)
 

@@ -7,11 +7,11 @@ import io
 import re
 
 import pytest
+from test_training import tiny_problem
 
 from nlp_lstm import progress
 from nlp_lstm.progress import Progress, ProgressCallback, format_duration, format_rate
 from nlp_lstm.training import FitConfig, fit
-from test_training import tiny_problem
 
 
 class FakeClock:

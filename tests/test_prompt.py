@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from nextword_helpers import write_model_folder
+
 from nlp_lstm import prompt
 from nlp_lstm.generate import BeamSearch, Greedy, TopK
 from nlp_lstm.prompt import PromptConfig, PromptError, TypedContext, load_prompt_model, parse_more, run_interactive

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import tiny_aclimdb_files, write_tiny_aclimdb
+
 from nlp_lstm import run_folder
 from nlp_lstm.run_folder import ModelFolderError, OutputFolderError
 from tests.nextword_helpers import toy_corpus_file
@@ -220,8 +220,10 @@ def test_a_shuffled_vocabulary_is_refused_in_one_line(app, tmp_path, capsys):
     (out / "vocabulary.txt").write_text("\n".join(lines), encoding="utf-8")
     with pytest.raises(ModelFolderError, match="not the vocabulary this model was trained with"):
         app.verdict(out)
-    command = ["predict", "--model", str(out), "fine"] if app.name == "sentiment" else ["export", "--model", str(out),
-                                                                                       "--out", str(tmp_path / "e")]  # fmt: skip
+    if app.name == "sentiment":
+        command = ["predict", "--model", str(out), "fine"]
+    else:
+        command = ["export", "--model", str(out), "--out", str(tmp_path / "e")]
     assert main(command) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--overwrite" in err[0]  # the command that trains it again

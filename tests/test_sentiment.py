@@ -12,6 +12,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import write_tiny_aclimdb
+from sentiment_helpers import tiny_sentiment_model
 
 from nlp_lstm import sentiment
 from nlp_lstm.data import DataConfig, DataError, load_imdb
@@ -35,8 +37,6 @@ from nlp_lstm.text import (
     vectorizer_from_vocabulary,
 )
 from nlp_lstm.training import FitConfig, ModelFolderError, OutputFolderError
-from conftest import write_tiny_aclimdb
-from sentiment_helpers import tiny_sentiment_model
 
 # Texts a user may send: empty, blank, 1 MB, not UTF-8, emoji, other scripts, markup only.
 AWKWARD_TEXTS = [
@@ -45,7 +45,7 @@ AWKWARD_TEXTS = [
     "great " * 170_000,  # ~1 MB
     b"caf\xe9 cr\xe8me \xff\xfe broken bytes",
     "terrible film \udcff with a lone surrogate",  # what Python makes of a non-UTF-8 argv
-    "\U0001F600\U0001F600\U0001F62C",
+    "\U0001f600\U0001f600\U0001f62c",
     "これは素晴らしい映画です",
     "فيلم رائع",
     "<br /><br />",
@@ -99,7 +99,7 @@ def test_vectorize_texts_gives_the_training_pipeline_ids():
     vectorizer = vectorizer_from_vocabulary(vocabulary, VectorizerConfig())
     texts = ["The good film.", "", "!!!", "bad bad bad plot the film good", "unknown words only", "Film"]
     ds = tf.data.Dataset.from_tensor_slices((texts, [0] * len(texts)))
-    (expected, _), = make_classification_dataset(ds, vectorizer, len(texts), 5, shuffle=False, seed=0, bucket=False)
+    ((expected, _),) = make_classification_dataset(ds, vectorizer, len(texts), 5, shuffle=False, seed=0, bucket=False)
     got = vectorize_texts(vectorizer, tf.constant(texts), 5)
     np.testing.assert_array_equal(got.numpy(), expected.numpy())
     assert vectorize_texts(vectorizer, tf.constant(["", " "]), 5).numpy().tolist() == [[1], [1]]
@@ -164,7 +164,9 @@ def test_the_bilstm_learns_as_if_it_were_trained_alone():
 def test_the_verdict_is_the_mean_of_the_members():
     config = SentimentConfig(max_tokens=30, embedding_dim=4, units=3, ngram_buckets=64)
     model = build_sentiment_model(config)
-    model.get_layer("ngram_probability").set_weights([w + 0.5 for w in model.get_layer("ngram_probability").get_weights()])
+    model.get_layer("ngram_probability").set_weights(
+        [w + 0.5 for w in model.get_layer("ngram_probability").get_weights()]
+    )
     ids = np.random.default_rng(1).integers(0, 30, (8, 5))
     members = model(ids, training=False).numpy()  # (8, 2): the BiLSTM, then the n-gram member
     assert members.shape == (8, 2) and np.ptp(members, axis=1).max() > 1e-4  # members differ
@@ -231,7 +233,10 @@ def test_evaluate_predict_and_export_reuse_the_saved_vocabulary(trained, monkeyp
         (lambda folder: (folder / "vocabulary.txt").unlink(), "lacks vocabulary.txt"),
         (lambda folder: (folder / "model.keras").write_bytes(b"not a zip at all"), "damaged"),
         (lambda folder: (folder / "model.keras").write_bytes((folder / "model.keras").read_bytes()[:500]), "damaged"),
-        (lambda folder: (folder / "vocabulary.txt").write_text("\n[UNK]\nfilm\n"), "not the vocabulary this model was trained with"),
+        (
+            lambda folder: (folder / "vocabulary.txt").write_text("\n[UNK]\nfilm\n"),
+            "not the vocabulary this model was trained with",
+        ),
         (
             lambda folder: (folder / "config.json").write_text(json.dumps({"app": "nextword"})),
             "not a sentiment model",

@@ -196,9 +196,7 @@ def test_classification_pipeline_is_reproducible_and_reshuffles():
 
 
 def test_empty_review_gives_one_unk_and_no_nan_downstream():
-    _, batches = classification_batches(
-        ["good film", "", "?!"], [1, 0, 0], 5, 3, shuffle=False, seed=0, bucket=False
-    )
+    _, batches = classification_batches(["good film", "", "?!"], [1, 0, 0], 5, 3, shuffle=False, seed=0, bucket=False)
     ids, _ = next(iter(batches))
     assert ids.numpy()[:, 0].tolist().count(OOV_ID) == 2
     embedded = keras.layers.Embedding(10, 3, mask_zero=True)
@@ -234,9 +232,7 @@ def test_language_model_windows_are_the_stream_shifted_by_one():
         inputs, targets = inputs.numpy(), targets.numpy()
         assert inputs.shape == targets.shape == (2, window)
         np.testing.assert_array_equal(inputs[:, 1:], targets[:, :-1])
-        chunks += [
-            np.append(row, target[-1]).tolist() for row, target in zip(inputs, targets, strict=True)
-        ]
+        chunks += [np.append(row, target[-1]).tolist() for row, target in zip(inputs, targets, strict=True)]
     n_chunks = len(stream) // (window + 1)
     expected = [stream[i * (window + 1) : (i + 1) * (window + 1)] for i in range(n_chunks)]
     assert chunks == expected[: len(chunks)] and len(chunks) == n_chunks // 2 * 2

@@ -11,7 +11,6 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-
 import tensorflow as tf
 
 from nlp_lstm import training
@@ -114,7 +113,9 @@ def test_best_checkpoint_is_only_replaced_by_a_better_value(tmp_path):
         saves.append((tmp_path / "model.keras").stat().st_mtime_ns != before)
     assert saves == [True, False, False, True, False]
     assert json.loads((tmp_path / "checkpoint.json").read_text()) == {
-        "monitor": "val_accuracy", "best": 0.6, "epoch": 3,
+        "monitor": "val_accuracy",
+        "best": 0.6,
+        "epoch": 3,
     }  # fmt: skip  (no vocabulary beside it: no hash)
     with pytest.raises(KeyError, match="val_loss"):
         training._AtomicBestCheckpoint(tmp_path / "m.keras", tmp_path / "c.json", "val_loss", "min", None).on_epoch_end(
