@@ -245,7 +245,7 @@ def test_score_model_equals_stepping_the_decoder(tmp_path, capsys):
     got = score_model(loaded.model, loaded.vocabulary, sequences, batch_size=3, chunk=2, verbose=True, every_s=0)
     got = got.result()
     want = expected.result()
-    progress = r"scoring: 7/11 targets \(64%\), [\d,]+ targets/s, ~\d+ s left; 3 of 4 texts"
+    progress = r"scoring: 7/11 targets \(64%\), [\d,.]+ targets/s, ~\d+ s left; 3 of 4 texts"
     err = capsys.readouterr().err
     assert re.search(progress, err) and "scoring the model on 4 texts (11 targets)" in err
     assert got["tokens"] == want["tokens"] == 11 and got["scored_top_k"] == want["scored_top_k"] == 10
