@@ -54,7 +54,7 @@ DRY_RUN_TEXTS = ("A wonderful, moving film.", "Dull and far too long.")
 NEXTWORD_HOOKS = (
     (("train", "nextword"), "nlp_lstm.nextword_config", "add_train_arguments", "check_train_arguments",
      "nlp_lstm.nextword", "run_train", "train the next-word model"),
-    (("evaluate", "nextword"), "nlp_lstm.nextword", "add_evaluate_arguments", None, "nlp_lstm.nextword",
+    (("evaluate", "nextword"), "nlp_lstm.nextword_eval", "add_evaluate_arguments", None, "nlp_lstm.nextword_eval",
      "run_evaluate", "evaluate the next-word model"),
     (("prompt",), "nlp_lstm.prompt", "add_prompt_arguments", None, "nlp_lstm.prompt", "run_prompt",
      "suggest next words, interactively"),

@@ -112,7 +112,6 @@ EVALUATION_FILE = "evaluation.json"
 __all__ = [
     "ModelFolderError", "NextWordConfig", "CorpusConfig", "Corpus", "NextWordFolder", "build_nextword_model",
     "load_corpus", "train_nextword", "load_nextword_folder", "add_train_arguments", "run_train",
-    "add_evaluate_arguments", "run_evaluate",
 ]  # fmt: skip
 
 
@@ -388,17 +387,3 @@ def run_train(args: argparse.Namespace) -> int:
         f"in {metrics['train_time_s'] / 60:.1f} min ({metrics['tokens_per_s']:,.0f} tokens/s)"
     )
     return 0
-
-
-def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
-    """Adds the flags of `nlp-lstm evaluate nextword` (and scripts/bench_nextword.py) to `parser`."""
-    from nlp_lstm.nextword_eval import add_evaluate_arguments as add
-
-    add(parser)
-
-
-def run_evaluate(args: argparse.Namespace) -> int:
-    """Runs `nlp-lstm evaluate nextword`: the model and the KN-trigram baseline on the test texts."""
-    from nlp_lstm.nextword_eval import run_evaluate as run
-
-    return run(args)

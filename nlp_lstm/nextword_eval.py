@@ -11,77 +11,41 @@ Conventions, the same for the model and the baseline:
 - the top-k candidates are the words the prompt can suggest: '', [UNK] and [BOS] are never among them.
 
 The baseline is an interpolated Kneser-Ney trigram trained on the model's training texts with the
-model's vocabulary. It is a yardstick, not a product feature, so it lives in `scripts/kn_trigram.py`
-of the source checkout; `nlp-lstm evaluate nextword` loads it from there (`load_baseline_class`).
+model's vocabulary (`nlp_lstm.kn_trigram`), counted by the same `NextWordMetrics`
+(`nlp_lstm.nextword_metrics`).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import math
 import sys
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
+from nlp_lstm.corpus import CorpusConfig, load_corpus
 from nlp_lstm.generate import NEVER_SUGGESTED
+from nlp_lstm.kn_trigram import KneserNeyTrigram
+from nlp_lstm.nextword import (
+    DEFAULT_MODEL_DIR,
+    EVALUATION_FILE,
+    dry_run_config,
+    load_nextword_folder,
+    nextword_fit_config,
+    train_nextword,
+)
+from nlp_lstm.nextword_metrics import TOP_K, NextWordMetrics  # noqa: F401  (re-exported)
 from nlp_lstm.nextword_model import NextWordModel
 from nlp_lstm.progress import Progress
-from nlp_lstm.text import BOUNDARY_TOKEN, OOV_ID, VectorizerConfig, vectorizer_from_vocabulary
+from nlp_lstm.text import BOUNDARY_TOKEN, VectorizerConfig, vectorizer_from_vocabulary
+from nlp_lstm.training import atomic_write_json
 
-TOP_K = 3
 DEFAULT_TEST_TEXTS = 2_000
-BASELINE_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "kn_trigram.py"
-
-
-@dataclass
-class NextWordMetrics:
-    """Adds up the evaluation of next-token predictions, batch by batch.
-
-    Example:
-
-    >>> import numpy as np
-    >>> from nlp_lstm.nextword_eval import NextWordMetrics
-    >>> metrics = NextWordMetrics()
-    >>> metrics.update(np.array([5, 1, 7]), np.log([0.5, 0.1, 0.25]), np.array([[5, 6, 8], [5, 6, 8], [6, 7, 8]]))
-    >>> result = metrics.result()
-    >>> round(result["perplexity"], 3), result["top1"], result["top3"], result["scored_top_k"]
-    (4.309, 0.5, 1.0, 2)
-    """
-
-    tokens: int = 0
-    nll_sum: float = 0.0
-    scored_top_k: int = 0
-    top1_hits: int = 0
-    top3_hits: int = 0
-
-    def update(self, targets: np.ndarray, target_log_probs: np.ndarray, top_ids: np.ndarray) -> None:
-        """Targets (n,), their log-probabilities (n,), and the top-k predictions (n, k) best first."""
-        targets = np.asarray(targets).reshape(-1)
-        self.tokens += targets.size
-        self.nll_sum -= float(np.sum(np.asarray(target_log_probs, np.float64)))
-        known = targets != OOV_ID  # [UNK] targets are left out of top-k (never a suggestion)
-        hits = np.asarray(top_ids)[known] == targets[known, None]  # (n known, k)
-        self.scored_top_k += int(known.sum())
-        self.top1_hits += int(hits[:, :1].any(axis=1).sum())
-        self.top3_hits += int(hits[:, :TOP_K].any(axis=1).sum())
-
-    def result(self) -> dict[str, Any]:
-        """perplexity = exp(mean negative log-likelihood); top1, top3 = accuracy over non-[UNK] targets."""
-        return {
-            "perplexity": math.exp(self.nll_sum / self.tokens) if self.tokens else None,
-            "top1": self.top1_hits / self.scored_top_k if self.scored_top_k else None,
-            "top3": self.top3_hits / self.scored_top_k if self.scored_top_k else None,
-            "tokens": self.tokens,
-            "scored_top_k": self.scored_top_k,
-        }
 
 
 def banned_ids(vocabulary: Sequence[str]) -> np.ndarray:
@@ -170,17 +134,6 @@ def score_model(
     return metrics
 
 
-def load_baseline_class(path: Path = BASELINE_SCRIPT) -> type | None:
-    """The `KneserNeyTrigram` class of scripts/kn_trigram.py, or None outside a source checkout."""
-    if not path.is_file():
-        return None
-    spec = importlib.util.spec_from_file_location("kn_trigram", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("kn_trigram", module)
-    spec.loader.exec_module(module)
-    return module.KneserNeyTrigram
-
-
 def evaluate_nextword(
     model_dir: str,
     test_texts: int | None = DEFAULT_TEST_TEXTS,
@@ -193,7 +146,7 @@ def evaluate_nextword(
     Args:
         model_dir: The model folder.
         test_texts: Score the first this many test texts of the seeded order (None: all).
-        baseline: A class like scripts/kn_trigram.py's KneserNeyTrigram (`(vocab_size, banned_ids)`,
+        baseline: A class like `nlp_lstm.kn_trigram.KneserNeyTrigram` (`(vocab_size, banned_ids)`,
             `.fit(sequences)`, `.score(sequences) -> NextWordMetrics`); None scores the model alone.
         data: Read IMDB from here instead of the path the model was trained from.
 
@@ -203,14 +156,12 @@ def evaluate_nextword(
 
     Example (``model_dir``: a folder a tiny training on ``acl_imdb`` wrote):
 
-    >>> from nlp_lstm.nextword_eval import evaluate_nextword, load_baseline_class
-    >>> result = evaluate_nextword(model_dir, data=acl_imdb, baseline=load_baseline_class(), verbose=False)
+    >>> from nlp_lstm.kn_trigram import KneserNeyTrigram
+    >>> from nlp_lstm.nextword_eval import evaluate_nextword
+    >>> result = evaluate_nextword(model_dir, data=acl_imdb, baseline=KneserNeyTrigram, verbose=False)
     >>> result["test_texts"], result["model"]["perplexity"] > 1, result["baseline"]["perplexity"] > 1
     (4, True, True)
     """
-    from nlp_lstm.corpus import load_corpus
-    from nlp_lstm.nextword import EVALUATION_FILE, load_nextword_folder
-    from nlp_lstm.training import atomic_write_json
 
     start = time.perf_counter()
     loaded = load_nextword_folder(model_dir)
@@ -292,7 +243,6 @@ def _non_negative_int(text: str) -> int:
 
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of `nlp-lstm evaluate nextword` and scripts/bench_nextword.py."""
-    from nlp_lstm.nextword import DEFAULT_MODEL_DIR
 
     parser.add_argument("--model", metavar="DIR", default=None,
                         help=f"the model folder (default: {DEFAULT_MODEL_DIR}; with --dry-run a tiny model "
@@ -313,9 +263,6 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """Runs `nlp-lstm evaluate nextword`; prints the table and writes evaluation.json."""
-    from nlp_lstm.corpus import CorpusConfig
-    from nlp_lstm.nextword import DEFAULT_MODEL_DIR, dry_run_config, nextword_fit_config, train_nextword
-
     model_dir, test_texts = args.model, (args.test_texts or None)
     if args.dry_run:
         test_texts = 4
@@ -324,12 +271,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             config = dry_run_config()
             corpus = CorpusConfig(data=args.data, val_fraction=0.25, limit=16)
             train_nextword(corpus, config, model_dir, replace(nextword_fit_config(config, dry_run=True), verbose=0))
-    baseline = None
-    if not args.no_baseline:
-        baseline = load_baseline_class()
-        if baseline is None:
-            print(f"note: no baseline: {BASELINE_SCRIPT} is not here (it ships with the source checkout)",
-                  file=sys.stderr)  # fmt: skip
+    baseline = None if args.no_baseline else KneserNeyTrigram
     result = evaluate_nextword(model_dir or DEFAULT_MODEL_DIR, test_texts, baseline, data=args.data)
     print(format_evaluation(result))
     return 0

@@ -189,7 +189,7 @@ def test_a_missing_next_word_module_is_reported_not_raised(capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "nlp_lstm.prompt", None)  # import raises ImportError
     status, _, err = run_main(["prompt", "--anything"], capsys)
     assert status == 2 and "'prompt' is not available" in err
-    monkeypatch.setitem(sys.modules, "nlp_lstm.nextword", types.ModuleType("nlp_lstm.nextword"))
+    monkeypatch.setitem(sys.modules, "nlp_lstm.nextword_eval", types.ModuleType("nlp_lstm.nextword_eval"))
     status, _, err = run_main(["evaluate", "nextword"], capsys)
     assert status == 2 and "has no add_evaluate_arguments()" in err
 

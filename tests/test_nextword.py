@@ -1,5 +1,5 @@
 """Tests of the next-word model, its training and its evaluation (nextword_model, nextword, nextword_eval,
-scripts/kn_trigram.py); tiny data made here."""
+kn_trigram); tiny data made here."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import tensorflow as tf
 from conftest import write_tiny_aclimdb
 from nextword_helpers import toy_corpus_file, write_model_folder
 
-from nlp_lstm import corpus, nextword, nextword_eval, nextword_model
+from nlp_lstm import corpus, kn_trigram, nextword, nextword_eval, nextword_metrics, nextword_model
 from nlp_lstm.corpus import CorpusConfig, load_corpus
 from nlp_lstm.data import DataError
 from nlp_lstm.generate import Decoder
@@ -30,8 +30,6 @@ from nlp_lstm.text import VectorizerConfig, vectorizer_from_vocabulary
 from nlp_lstm.training import FitConfig, ModelFolderError, OutputFolderError
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts"))
-import kn_trigram  # noqa: E402  (scripts/ is not a package)
 
 
 def run_script(name: str, argv: list[str]) -> int:
@@ -283,5 +281,5 @@ def test_evaluate_command_and_bench_script(trained_dir, acl_imdb, capsys):
 
 def test_docstring_examples_run(trained_dir, acl_imdb):
     globs = {"acl_imdb": acl_imdb, "model_dir": trained_dir, "replace": replace, "FitConfig": FitConfig}
-    for module in (corpus, nextword_model, nextword, nextword_eval):
+    for module in (corpus, nextword_model, nextword, nextword_eval, nextword_metrics):
         assert doctest.testmod(module, extraglobs=globs).failed == 0, module.__name__

@@ -1,4 +1,4 @@
-"""An interpolated Kneser-Ney trigram: the yardstick that scripts/bench_nextword.py holds the LSTM to.
+"""An interpolated Kneser-Ney trigram: the yardstick `nlp-lstm evaluate nextword` holds the LSTM to.
 
 Chen & Goodman (1998), interpolated, one absolute discount per order (D = n1 / (n1 + 2 n2) of that
 order's counts), continuation counts below the top order:
@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from nlp_lstm.nextword_eval import TOP_K, NextWordMetrics
+from nlp_lstm.nextword_metrics import TOP_K, NextWordMetrics
 
 
 def _discount(counts: np.ndarray) -> float:
@@ -50,7 +50,7 @@ class KneserNeyTrigram:
     Example:
 
     >>> import numpy as np
-    >>> from kn_trigram import KneserNeyTrigram
+    >>> from nlp_lstm.kn_trigram import KneserNeyTrigram
     >>> texts = [np.array([2, 3, 4, 5]), np.array([2, 3, 4, 6]), np.array([2, 3, 4, 5])]
     >>> kn = KneserNeyTrigram(8, banned_ids=[0, 1, 2]).fit(texts)
     >>> probs = kn.probabilities(np.full(8, 3), np.full(8, 4), np.arange(8))

@@ -1,0 +1,82 @@
+"""The package's import graph, read from the source (not from what happens to be imported): no cycles,
+nothing of scripts/, and the lower layers know nothing of the apps."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "nlp_lstm"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the package's modules it imports anywhere in its body (functions included)."""
+    modules = {module_name(path): path for path in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        imported: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module)
+                imported |= {f"{node.module}.{alias.name}" for alias in node.names}
+        graph[name] = {other for other in imported if other in modules and other != name}
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """A cycle of the graph as a list of modules (first = last), or None."""
+    state: dict[str, int] = {}  # 1: on the path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for other in sorted(graph[node]):
+            if state.get(other) == 1:
+                return path[path.index(other) :] + [other]
+            if other not in state and (cycle := visit(other)):
+                return cycle
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_no_import_cycles_in_the_package():
+    assert find_cycle(import_graph()) is None
+
+
+def test_the_package_never_reaches_into_scripts():
+    for path in PACKAGE.rglob("*.py"):
+        source = path.read_text(encoding="utf-8")
+        tree = ast.parse(source)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom | ast.Import):
+                names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+                assert not any(name.split(".")[0] == "scripts" for name in names), path
+        assert "spec_from_file_location" not in source, f"{path} loads a file by path"
+
+
+def test_shared_modules_import_no_app():
+    apps = {"nlp_lstm.sentiment", "nlp_lstm.nextword", "nlp_lstm.nextword_eval", "nlp_lstm.prompt"}
+    shared = ["nlp_lstm.cell", "nlp_lstm.layers", "nlp_lstm.text", "nlp_lstm.data", "nlp_lstm.training",
+              "nlp_lstm.run_folder", "nlp_lstm.distribute", "nlp_lstm.files"]  # fmt: skip
+    graph = import_graph()
+    for name in shared:
+        assert not graph[name] & apps, f"{name} imports {sorted(graph[name] & apps)}"
