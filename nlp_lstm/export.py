@@ -1,16 +1,6 @@
-"""Export for serving: TensorFlow SavedModels in TF Serving's layout, EXPORT_DIR/<version>/.
+"""The sentiment export: a TensorFlow SavedModel in TF Serving's layout, EXPORT_DIR/<version>/.
 
-Shared helpers (the next-word export uses them too):
-
-    write_next_version(export_dir, write) -> Path
-        Calls write(temporary folder) and renames the result to EXPORT_DIR/<max existing + 1>/, so
-        TF Serving (which watches EXPORT_DIR) never sees a half-written version.
-    saved_model_op_names(path) -> set[str]
-        Every op type in a SavedModel's graphs, functions included (to check for CudnnRNN ops).
-
-A version folder gets the permissions a plain `mkdir` and file write would give it (0755 and 0644 with
-the usual umask 022), so a server running as another user can read it: the temporary folder it is
-written in is private (`tempfile.mkdtemp` makes it 0700) until it is renamed.
+The layout and the helpers both exports use are in `nlp_lstm.serving`.
 
 The sentiment export, `export_sentiment(model_dir, export_dir)`: a string-in SavedModel whose
 `serving_default` signature takes `text` (tf.string, [None]: raw reviews, any bytes) and returns
@@ -31,131 +21,12 @@ needs TensorFlow alone:
 from __future__ import annotations
 
 import os
-import re
-import shutil
-import tempfile
-from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
-import keras
 import tensorflow as tf
 
 from nlp_lstm.sentiment import load_sentiment_model, positive_probability, vectorize_texts
-
-
-def existing_versions(export_dir: str | os.PathLike) -> list[int]:
-    """The version numbers (all-digit folder names) under `export_dir`, ascending."""
-    folder = Path(export_dir)
-    if not folder.is_dir():
-        return []
-    return sorted(int(p.name) for p in folder.iterdir() if p.is_dir() and re.fullmatch(r"[0-9]+", p.name))
-
-
-def write_next_version(export_dir: str | os.PathLike, write: Callable[[Path], None], attempts: int = 5) -> Path:
-    """Writes a new version folder EXPORT_DIR/<max existing + 1>/ atomically.
-
-    `write(folder)` fills a temporary folder inside `export_dir` (a name TF Serving ignores); the
-    folder is then made readable as the umask allows (`_open_up`) and renamed to the version number.
-    If another export took that number meanwhile, the next one is tried.
-
-    Example:
-
-    >>> import pathlib, tempfile
-    >>> from nlp_lstm.export import write_next_version
-    >>> export_dir = pathlib.Path(tempfile.mkdtemp())
-    >>> (export_dir / "3").mkdir()
-    >>> write_next_version(export_dir, lambda folder: (folder / "f.txt").write_text("x")).name
-    '4'
-    >>> sorted(p.name for p in export_dir.iterdir())
-    ['3', '4']
-    """
-    folder = Path(export_dir).expanduser()
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder, prefix=".export-"))
-    try:
-        write(tmp)
-        _open_up(tmp)
-        for _ in range(attempts):
-            target = folder / str((existing_versions(folder) or [0])[-1] + 1)
-            try:
-                os.rename(tmp, target)  # fails if a concurrent export created `target`
-                return target
-            except OSError:
-                if not target.exists():
-                    raise
-        raise OSError(f"could not claim a version folder in {folder} after {attempts} tries")
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
-    os.umask(mask)
-    return mask
-
-
-def _open_up(folder: Path) -> None:
-    """Gives `folder` and everything in it the modes mkdir and open would: 0o777 / 0o666 less the umask.
-
-    `tempfile.mkdtemp` makes its folder 0700 whatever the umask, which would keep a version folder from a
-    server running as another user. Executable bits of files are kept (none are expected).
-    """
-    mask = _umask()
-    for path in [folder, *folder.rglob("*")]:
-        if path.is_symlink():
-            continue
-        if path.is_dir():
-            path.chmod(0o777 & ~mask)
-        else:
-            path.chmod((0o666 | (path.stat().st_mode & 0o111)) & ~mask)
-
-
-def saved_model_op_names(path: str | os.PathLike) -> set[str]:
-    """Op types of every graph and function in the SavedModel at `path`.
-
-    Example (``export_path``: a SavedModel the test exported):
-
-    >>> from nlp_lstm.export import saved_model_op_names
-    >>> ops = saved_model_op_names(export_path)
-    >>> "StringLower" in ops or "RegexReplace" in ops, any("Cudnn" in op for op in ops)
-    (True, False)
-    """
-    from tensorflow.core.protobuf import saved_model_pb2
-
-    saved_model = saved_model_pb2.SavedModel()
-    saved_model.ParseFromString((Path(path) / "saved_model.pb").read_bytes())
-    names: set[str] = set()
-    for meta_graph in saved_model.meta_graphs:
-        names.update(node.op for node in meta_graph.graph_def.node)
-        for function in meta_graph.graph_def.library.function:
-            names.update(node.op for node in function.node_def)
-    return names
-
-
-def write_string_archive(
-    folder: Path,
-    model: keras.Model,
-    vectorizer: keras.layers.TextVectorization,
-    serve: Callable[[tf.Tensor], dict[str, tf.Tensor]],
-    extra_endpoints: Sequence[tuple[str, Callable[..., Any], list[tf.TensorSpec]]] = (),
-) -> None:
-    """Writes a SavedModel to `folder` whose `serving_default` takes raw strings (`text`, [None]).
-
-    Tracks the model and the vectorizer (its lookup table is a resource the SavedModel must hold), adds
-    `extra_endpoints` as (name, function, input_signature), and refuses a graph with CuDNN ops.
-    """
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    vectorizer(tf.constant([""]))  # builds the layer, which ExportArchive requires
-    archive.track(vectorizer)
-    archive.add_endpoint("serving_default", serve, input_signature=[tf.TensorSpec([None], tf.string, name="text")])
-    for name, function, signature in extra_endpoints:
-        archive.add_endpoint(name, function, input_signature=signature)
-    archive.write_out(str(folder), verbose=False)
-    cudnn = sorted(op for op in saved_model_op_names(folder) if "Cudnn" in op)
-    if cudnn:  # a GPU-only op would make the model unservable on a CPU
-        raise RuntimeError(f"the exported graph holds CuDNN ops {cudnn}; it would not serve on a CPU")
+from nlp_lstm.serving import write_next_version, write_string_archive
 
 
 def export_sentiment(model_dir: str | os.PathLike, export_dir: str | os.PathLike) -> Path:

@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from nlp_lstm.export import write_next_version, write_string_archive
 from nlp_lstm.generate import NEVER_SUGGESTED
 from nlp_lstm.nextword import DEFAULT_MODEL_DIR, VOCABULARY_FILE, load_nextword_folder
+from nlp_lstm.serving import write_next_version, write_string_archive
 from nlp_lstm.text import BOUNDARY_TOKEN, VectorizerConfig, vectorizer_from_vocabulary
 
 DEFAULT_TOP_K = 5

@@ -16,8 +16,9 @@ from sentiment_helpers import tiny_sentiment_model
 from test_sentiment import AWKWARD_TEXTS
 
 from nlp_lstm import export
-from nlp_lstm.export import export_sentiment, saved_model_op_names, write_next_version
+from nlp_lstm.export import export_sentiment
 from nlp_lstm.sentiment import predict_sentiment
+from nlp_lstm.serving import saved_model_op_names, write_next_version
 from nlp_lstm.training import ModelFolderError
 
 # Loads the export where nlp_lstm cannot be imported (the editable install is found even with
@@ -67,8 +68,11 @@ def as_bytes(text: str | bytes) -> bytes:
 
 
 def test_docstring_examples_run(trained, exported):
-    results = doctest.testmod(export, extraglobs={"model_dir": str(trained[1]), "export_path": str(exported)})
-    assert results.attempted >= 10 and results.failed == 0
+    from nlp_lstm import serving
+
+    globs = {"model_dir": str(trained[1]), "export_path": str(exported)}
+    results = [doctest.testmod(module, extraglobs=globs) for module in (export, serving)]
+    assert sum(r.attempted for r in results) >= 10 and all(r.failed == 0 for r in results)
 
 
 def test_export_serves_with_tensorflow_alone_and_matches_the_keras_model(trained, exported):

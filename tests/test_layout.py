@@ -76,7 +76,7 @@ def test_the_package_never_reaches_into_scripts():
 def test_shared_modules_import_no_app():
     apps = {"nlp_lstm.sentiment", "nlp_lstm.nextword", "nlp_lstm.nextword_eval", "nlp_lstm.prompt"}
     shared = ["nlp_lstm.cell", "nlp_lstm.layers", "nlp_lstm.text", "nlp_lstm.data", "nlp_lstm.training",
-              "nlp_lstm.run_folder", "nlp_lstm.distribute", "nlp_lstm.files"]  # fmt: skip
+              "nlp_lstm.run_folder", "nlp_lstm.distribute", "nlp_lstm.files", "nlp_lstm.serving"]  # fmt: skip
     graph = import_graph()
     for name in shared:
         assert not graph[name] & apps, f"{name} imports {sorted(graph[name] & apps)}"
