@@ -6,6 +6,7 @@ and exit status 2 (`usage_error`), before TensorFlow is imported. Plain Python: 
 
 from __future__ import annotations
 
+import argparse
 import math
 import sys
 from typing import Any
@@ -74,3 +75,19 @@ def usage_error(prog: str, error: Exception | str) -> SystemExit:
     """
     print(f"{prog}: error: {error}", file=sys.stderr)
     return SystemExit(2)
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value

@@ -41,7 +41,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from nlp_lstm import __version__
-from nlp_lstm.checks import usage_error
+from nlp_lstm.checks import non_negative_int, positive_int, usage_error
 from nlp_lstm.console import VERBOSE_ENV, quiet_tensorflow
 from nlp_lstm.distribute import add_strategy_arguments, make_strategy, strategy_config_from_args
 from nlp_lstm.run_folder import TrainingDiverged, unlock_all, user_command
@@ -63,20 +63,6 @@ NEXTWORD_HOOKS = (
 
 class _CommandUnavailable(Exception):
     """A subcommand whose module is missing or broken."""
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
 
 
 def _fraction(text: str) -> float:
@@ -116,7 +102,7 @@ def _add_train_sentiment(apps: Any) -> None:
         help="replace a finished model in --out (otherwise refused, so that none is lost)",
     )
     parser.add_argument(
-        "--epochs", type=_positive_int, default=3, help=f"epochs at most (and of the cosine decay) {from_default}"
+        "--epochs", type=positive_int, default=3, help=f"epochs at most (and of the cosine decay) {from_default}"
     )
     parser.add_argument(
         "--patience", type=int, default=2, help=f"epochs without a better val accuracy before stopping {from_default}"
@@ -131,23 +117,23 @@ def _add_train_sentiment(apps: Any) -> None:
         "--val-fraction", type=_fraction, default=0.1, help=f"fraction of train held out for validation {from_default}"
     )
     parser.add_argument(
-        "--limit", type=_positive_int, default=None, help="use at most this many reviews of each split (default: all)"
+        "--limit", type=positive_int, default=None, help="use at most this many reviews of each split (default: all)"
     )
     parser.add_argument(
         "--max-tokens",
-        type=_positive_int,
+        type=positive_int,
         default=20_000,
         help=f"vocabulary size, counting padding and [UNK] {from_default}",
     )
     parser.add_argument(
         "--max-length",
-        type=_positive_int,
+        type=positive_int,
         default=800,
         help=f"tokens kept from the start of each review {from_default}",
     )
-    parser.add_argument("--embedding-dim", type=_positive_int, default=128, help=f"word vector size {from_default}")
-    parser.add_argument("--units", type=_positive_int, default=64, help=f"LSTM units per direction {from_default}")
-    parser.add_argument("--ngram-buckets", type=_non_negative_int, default=1 << 22,
+    parser.add_argument("--embedding-dim", type=positive_int, default=128, help=f"word vector size {from_default}")
+    parser.add_argument("--units", type=positive_int, default=64, help=f"LSTM units per direction {from_default}")
+    parser.add_argument("--ngram-buckets", type=non_negative_int, default=1 << 22,
                         help="hash buckets for the word pairs of the n-gram member (NBSVM's logistic regression on "
                         f"words and word pairs, averaged with the BiLSTMs), 0 for none {from_default}")  # fmt: skip
     parser.add_argument(
@@ -162,14 +148,14 @@ def _add_train_sentiment(apps: Any) -> None:
     parser.add_argument(
         "--head-dropout", type=_fraction, default=0.5, help=f"dropout before the output layer {from_default}"
     )
-    parser.add_argument("--batch-size", type=_positive_int, default=64, help=f"reviews per batch {from_default}")
+    parser.add_argument("--batch-size", type=positive_int, default=64, help=f"reviews per batch {from_default}")
     parser.add_argument("--learning-rate", type=float, default=1e-3, help=f"Adam's learning rate {from_default}")
     parser.add_argument("--learning-rate-decay", choices=("cosine", "none"), default="cosine",
                         help="cosine: the learning rate falls to 0 along a half cosine over --epochs; none: it stays "
                         f"{from_default}")  # fmt: skip
     parser.add_argument(
         "--backup-every",
-        type=_positive_int,
+        type=positive_int,
         default=50,
         help=f"back up the training state every this many steps, for resuming {from_default}",
     )
@@ -267,10 +253,10 @@ def _add_evaluate_sentiment(apps: Any) -> None:
                         help="the reviews whose test split is scored: an aclImdb folder or .tar.gz (default: "
                         "the data the model was trained on, as its config.json says)")  # fmt: skip
     parser.add_argument(
-        "--limit", type=_positive_int, default=None, help="score at most this many test reviews (default: all 25,000)"
+        "--limit", type=positive_int, default=None, help="score at most this many test reviews (default: all 25,000)"
     )
     parser.add_argument(
-        "--batch-size", type=_positive_int, default=None, help="reviews per batch (default: the training batch size)"
+        "--batch-size", type=positive_int, default=None, help="reviews per batch (default: the training batch size)"
     )
     _add_dry_run_argument(parser, "score a handful of test reviews")
     parser.set_defaults(run=_run_evaluate_sentiment)
@@ -303,7 +289,7 @@ def _add_predict(commands: Any) -> None:
     )  # fmt: skip
     parser.add_argument("texts", nargs="*", metavar="TEXT", help="texts to label (none: one text per line from stdin)")
     _model_arguments(parser, "label two sample texts (or those given) with a tiny model")
-    parser.add_argument("--batch-size", type=_positive_int, default=64, help="texts per batch (default: 64)")
+    parser.add_argument("--batch-size", type=positive_int, default=64, help="texts per batch (default: 64)")
     parser.set_defaults(run=_run_predict)
 
 

@@ -35,6 +35,11 @@ GATE_ENV = "NLP_LSTM_FAULT_GATE"
 _counts: dict[str, int] = {}
 
 
+def armed() -> bool:
+    """Whether a fault point is named (callers on hot paths check this before naming their point)."""
+    return bool(os.environ.get(ENV))
+
+
 def reached(point: str) -> None:
     """Kills the process (or waits at the gate) if NLP_LSTM_FAULT names `point`; otherwise returns."""
     spec = os.environ.get(ENV)

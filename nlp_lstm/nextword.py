@@ -64,7 +64,6 @@ from nlp_lstm.nextword_config import (  # noqa: F401  (the config and the train 
     NextWordConfig,
     _configs,
     _minutes,
-    _positive_int,
     add_corpus_arguments,
     add_train_arguments,
     check_corpus_files,

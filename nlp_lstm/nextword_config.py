@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from nlp_lstm.checks import check_count, check_positive, usage_error
+from nlp_lstm.checks import check_count, check_positive, positive_int, usage_error
 from nlp_lstm.data_config import CorpusConfig, DataError, corpus_split, read_text_files, split_paragraphs
 from nlp_lstm.distribute import StrategyError, add_strategy_arguments, strategy_config_from_args
 from nlp_lstm.model_config import NextWordModelConfig
@@ -221,13 +221,6 @@ def check_corpus_files(corpus: CorpusConfig, config: NextWordConfig) -> None:
         )
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return value
-
-
 def _minutes(text: str) -> float:
     """A positive number of minutes, or 'none' for no limit (returned as math.inf)."""
     if text.strip().lower() == "none":
@@ -262,7 +255,7 @@ def add_corpus_arguments(parser: argparse.ArgumentParser) -> None:
                         "bytes that are not UTF-8 are replaced and counted)")  # fmt: skip
     parser.add_argument(
         "--limit",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="read at most this many reviews per split (or paragraphs) (default: all)",
     )
@@ -293,14 +286,14 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-tokens",
-        type=_positive_int,
+        type=positive_int,
         default=d.max_tokens,
         help=f"vocabulary size, counting padding, [UNK] and [BOS] {default}",
     )
     parser.add_argument(
-        "--embedding-dim", type=_positive_int, default=d.embedding_dim, help=f"word vector size {default}"
+        "--embedding-dim", type=positive_int, default=d.embedding_dim, help=f"word vector size {default}"
     )
-    parser.add_argument("--units", type=_positive_int, default=d.units, help=f"LSTM units per layer {default}")
+    parser.add_argument("--units", type=positive_int, default=d.units, help=f"LSTM units per layer {default}")
     parser.add_argument("--layers", type=int, choices=(1, 2), default=d.num_layers, help=f"LSTM layers {default}")
     parser.add_argument("--dropout", type=float, default=d.dropout, help=f"dropout between layers {default}")
     parser.add_argument(
@@ -314,17 +307,17 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         default=d.num_sampled,
         help=f"candidate words of the sampled-softmax loss; 0 for the full softmax {default}",
     )
-    parser.add_argument("--window", type=_positive_int, default=d.window, help=f"tokens per sequence {default}")
-    parser.add_argument("--batch-size", type=_positive_int, default=d.batch_size, help=f"sequences per batch {default}")
+    parser.add_argument("--window", type=positive_int, default=d.window, help=f"tokens per sequence {default}")
+    parser.add_argument("--batch-size", type=positive_int, default=d.batch_size, help=f"sequences per batch {default}")
     parser.add_argument(
         "--train-tokens",
-        type=_positive_int,
+        type=positive_int,
         default=d.train_tokens,
         help=f"tokens to train on in all: the time budget {default}",
     )
     parser.add_argument(
         "--epochs",
-        type=_positive_int,
+        type=positive_int,
         default=d.epochs,
         help=f"validations (with checkpoint and curves) along the way {default}",
     )
@@ -334,7 +327,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--backup-every",
-        type=_positive_int,
+        type=positive_int,
         default=d.backup_every,
         help=f"back up the training state every this many steps {default}",
     )

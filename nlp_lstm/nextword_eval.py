@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from nlp_lstm.checks import non_negative_int
 from nlp_lstm.corpus import CorpusConfig, load_corpus
 from nlp_lstm.generate import NEVER_SUGGESTED
 from nlp_lstm.kn_trigram import KneserNeyTrigram
@@ -234,13 +235,6 @@ def format_evaluation(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of `nlp-lstm evaluate nextword` and scripts/bench_nextword.py."""
 
@@ -250,7 +244,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data", metavar="PATH", default=None, help="read IMDB from here instead of where the model was trained from"
     )
-    parser.add_argument("--test-texts", type=_non_negative_int, default=DEFAULT_TEST_TEXTS,
+    parser.add_argument("--test-texts", type=non_negative_int, default=DEFAULT_TEST_TEXTS,
                         help="score the first this many test texts of the seeded order; 0 for all "
                         "(default: %(default)s)")  # fmt: skip
     parser.add_argument("--no-baseline", action="store_true", help="skip the Kneser-Ney trigram baseline")
