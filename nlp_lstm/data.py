@@ -98,7 +98,8 @@ class ImdbSplits:
 
     Example (``acl_imdb`` is a path to an aclImdb folder; the test passes a tiny one):
 
-    >>> from nlp_lstm.data import DataConfig, load_imdb
+    >>> from nlp_lstm.data_config import DataConfig
+    >>> from nlp_lstm.data import load_imdb
     >>> splits = load_imdb(DataConfig(source=acl_imdb, val_fraction=0.25, verbose=False))
     >>> splits.sizes
     {'train': 6, 'val': 2, 'test': 4, 'unsup': 3}
@@ -318,7 +319,8 @@ def read_tfds_imdb(config: DataConfig) -> tuple[dict[str, Reviews], int]:
 
     Example (with tfds mocked by the test, which returns random text):
 
-    >>> from nlp_lstm.data import DataConfig, read_tfds_imdb
+    >>> from nlp_lstm.data_config import DataConfig
+    >>> from nlp_lstm.data import read_tfds_imdb
     >>> reviews, _ = read_tfds_imdb(DataConfig(limit=4, verbose=False))
     >>> {name: len(split) for name, split in reviews.items()}
     {'train': 4, 'test': 4, 'unsup': 4}
@@ -424,7 +426,8 @@ def load_imdb(config: DataConfig) -> ImdbSplits:
 
     Example (``acl_imdb`` is a path to an aclImdb folder; the test passes a tiny one):
 
-    >>> from nlp_lstm.data import DataConfig, load_imdb
+    >>> from nlp_lstm.data_config import DataConfig
+    >>> from nlp_lstm.data import load_imdb
     >>> config = DataConfig(acl_imdb, val_fraction=0.25, include_unsup=False, verbose=False)
     >>> splits = load_imdb(config)
     >>> splits.sizes, splits.unsup

@@ -27,8 +27,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from nlp_lstm.generate import NEVER_SUGGESTED, Decoder, WordTokenizer  # noqa: E402
-from nlp_lstm.prompt import TypedContext, load_prompt_model, tiny_untrained_model  # noqa: E402
+from nlp_lstm.nextword.generate import NEVER_SUGGESTED, Decoder, WordTokenizer  # noqa: E402
+from nlp_lstm.nextword.prompt import TypedContext, load_prompt_model, tiny_untrained_model  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,8 @@ class BenchConfig:
 
 def untrained_default_model() -> tuple[Decoder, WordTokenizer]:
     """An untrained model of the default size, over a made-up vocabulary of the default size."""
-    from nlp_lstm.nextword import NextWordConfig
-    from nlp_lstm.nextword_model import build_nextword_model
+    from nlp_lstm.nextword.config import NextWordConfig
+    from nlp_lstm.nextword.model import build_nextword_model
 
     config = NextWordConfig()
     vocabulary = ["", "[UNK]", "[BOS]"] + [f"w{i}" for i in range(config.max_tokens - 3)]

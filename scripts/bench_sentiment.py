@@ -53,15 +53,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # Imported after parsing, so that --help does not wait for TensorFlow.
-    from nlp_lstm.data import DataConfig, load_imdb
-    from nlp_lstm.sentiment import (
-        DEFAULT_MODEL_DIR,
-        SentimentConfig,
-        dry_run_config,
-        load_sentiment_model,
-        sentiment_fit_config,
-        train_sentiment,
-    )  # fmt: skip
+    from nlp_lstm.data import load_imdb
+    from nlp_lstm.data_config import DataConfig
+    from nlp_lstm.sentiment.config import DEFAULT_MODEL_DIR, SentimentConfig, dry_run_config  # fmt: skip
+    from nlp_lstm.sentiment.predict import load_sentiment_model  # fmt: skip
+    from nlp_lstm.sentiment.train import sentiment_fit_config, train_sentiment  # fmt: skip
     from nlp_lstm.text import make_classification_dataset
 
     config = dry_run_config() if args.dry_run else SentimentConfig()

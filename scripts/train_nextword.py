@@ -7,14 +7,9 @@
 Rerun the same command after an interruption to resume it.
 """
 
-from __future__ import annotations
-
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from nlp_lstm.nextword import add_train_arguments, run_train, script_main  # noqa: E402
+from nlp_lstm.cli import main
 
 if __name__ == "__main__":
-    sys.exit(script_main(__doc__.splitlines()[0], add_train_arguments, run_train))
+    sys.exit(main(["train", "nextword", *sys.argv[1:]]))

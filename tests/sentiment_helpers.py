@@ -17,8 +17,9 @@ _TRAINED: dict[str, tuple[Path, Path]] = {}
 def tiny_sentiment_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(tiny aclImdb folder, model folder of a dry-run-sized sentiment training on it)."""
     if "model" not in _TRAINED:
-        from nlp_lstm.data import DataConfig
-        from nlp_lstm.sentiment import dry_run_config, train_sentiment
+        from nlp_lstm.data_config import DataConfig
+        from nlp_lstm.sentiment.config import dry_run_config
+        from nlp_lstm.sentiment.train import train_sentiment
         from nlp_lstm.training import FitConfig
 
         root = tmp_path_factory.mktemp("tiny_sentiment")

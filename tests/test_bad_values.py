@@ -15,12 +15,18 @@ import pytest
 from conftest import write_tiny_aclimdb
 
 from nlp_lstm.checks import check_seed
-from nlp_lstm.cli import main, shown_text
+from nlp_lstm.cli import main
+from nlp_lstm.cli.sentiment import shown_text
 from nlp_lstm.data_config import CorpusConfig, DataConfig, DataError
 from nlp_lstm.distribute import StrategyConfig, StrategyError
-from nlp_lstm.model_config import NextWordModelConfig
-from nlp_lstm.nextword_config import NextWordConfig, check_corpus_files, dry_run_config, not_text_reason
-from nlp_lstm.sentiment_config import SentimentConfig
+from nlp_lstm.nextword.config import (
+    NextWordConfig,
+    NextWordModelConfig,
+    check_corpus_files,
+    dry_run_config,
+    not_text_reason,
+)
+from nlp_lstm.sentiment.config import SentimentConfig
 
 REPO = Path(__file__).resolve().parents[1]
 TOY_PARAGRAPH = "The movie was great and the acting was great too, with a story that moved me."
@@ -198,7 +204,7 @@ def test_the_corpus_check_counts_the_windows_training_and_validation_read(tmp_pa
      "Cafe\u0301 na\u0308ive 日本語の映画 فيلم رائع", "snake_case and  spaces\tand\nlines", "", "!!! ??? ..."],
 )  # fmt: skip
 def test_the_corpus_check_counts_tokens_as_the_vectorizer_does(text):
-    from nlp_lstm.nextword_config import _tokens
+    from nlp_lstm.nextword.config import _tokens
     from nlp_lstm.text import standardize
 
     words = standardize(text).numpy().decode().split()
@@ -252,16 +258,13 @@ def test_edges_that_are_fine():
 
 # Builds the configs of both train commands from argv, as the command line does, in a fresh interpreter.
 BUILD_CONFIGS = """
-import argparse, sys
-from nlp_lstm import cli, nextword_config
+import sys
+from nlp_lstm import cli
+from nlp_lstm.cli import nextword, sentiment
 app, argv = sys.argv[1], sys.argv[2:]
 try:
-    if app == "sentiment":
-        cli._sentiment_configs(cli.build_parser().parse_args(["train", "sentiment", *argv]))
-    else:
-        parser = argparse.ArgumentParser()
-        nextword_config.add_train_arguments(parser)
-        nextword_config.check_train_arguments(parser.parse_args(argv))
+    args = cli.build_parser().parse_args(["train", app, *argv])
+    (sentiment._sentiment_configs if app == "sentiment" else nextword._configs)(args)
     print("built", "tensorflow" in sys.modules)
 except SystemExit as exit_:
     print("refused", exit_.code, "tensorflow" in sys.modules)
@@ -336,7 +339,7 @@ def trained(tmp_path_factory) -> tuple[Path, Path]:
 
 
 def test_predict_marks_the_texts_it_cannot_judge(trained):
-    from nlp_lstm.sentiment import predict_sentiment
+    from nlp_lstm.sentiment.predict import predict_sentiment
 
     predictions = predict_sentiment(trained[1], ["", "   ", "中文文本", "نص عربي", "A wonderful film."])
     assert [p.judged for p in predictions] == [False, False, False, False, True]

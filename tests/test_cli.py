@@ -18,6 +18,7 @@ from sentiment_helpers import tiny_sentiment_model
 
 from nlp_lstm import cli
 from nlp_lstm.cli import build_parser, main
+from nlp_lstm.cli import sentiment as cli_sentiment
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = ["train_sentiment", "evaluate_sentiment", "predict", "export", "bench_sentiment"]
@@ -77,11 +78,11 @@ def test_every_flag_has_a_help_string():
 
 
 def test_train_defaults_are_the_config_defaults():
-    from nlp_lstm.data import DataConfig
-    from nlp_lstm.sentiment import SentimentConfig
+    from nlp_lstm.data_config import DataConfig
+    from nlp_lstm.sentiment.config import SentimentConfig
 
     args = build_parser().parse_args(["train", "sentiment"])
-    data_config, config = cli._sentiment_configs(args)
+    data_config, config = cli_sentiment._sentiment_configs(args)
     assert config == SentimentConfig()
     assert data_config == DataConfig()
 
@@ -138,10 +139,10 @@ def test_predict_reads_stdin_when_given_no_text(trained, capsys, monkeypatch):
 def test_dry_run_without_a_model_trains_a_tiny_one(trained, capsys, monkeypatch):
     acl_imdb, model_dir = trained
     calls = []
-    monkeypatch.setattr(cli, "_dry_run_model", lambda data: calls.append(data) or str(model_dir))
+    monkeypatch.setattr(cli_sentiment, "_dry_run_model", lambda data: calls.append(data) or str(model_dir))
     status, out, _ = run_main(["predict", "--dry-run", "--data", str(acl_imdb)], capsys)
     assert status == 0 and calls == [str(acl_imdb)]
-    assert len(out.splitlines()) == len(cli.DRY_RUN_TEXTS)
+    assert len(out.splitlines()) == len(cli_sentiment.DRY_RUN_TEXTS)
 
 
 def test_export_dry_run_and_export(trained, tmp_path, capsys):
@@ -158,40 +159,24 @@ def test_export_dry_run_and_export(trained, tmp_path, capsys):
 def test_export_dispatches_a_nextword_folder_to_the_nextword_exporter(tmp_path, capsys, monkeypatch):
     (tmp_path / "config.json").write_text('{"app": "nextword", "nlp_lstm_version": "0.2.0"}')
     calls = []
-    fake = types.ModuleType("nlp_lstm.nextword_export")
+    fake = types.ModuleType("nlp_lstm.nextword.export")
     fake.export_nextword = lambda model_dir, export_dir: calls.append((model_dir, export_dir)) or Path(export_dir) / "1"
-    monkeypatch.setitem(sys.modules, "nlp_lstm.nextword_export", fake)
+    monkeypatch.setitem(sys.modules, "nlp_lstm.nextword.export", fake)
     status, _, _ = run_main(["export", "--model", str(tmp_path), "--out", str(tmp_path / "e")], capsys)
     assert status == 0 and calls == [(str(tmp_path), str(tmp_path / "e"))]
 
 
-def test_nextword_hooks_run_the_modules_parser_and_function(capsys, monkeypatch):
-    seen = []
-    flags = types.ModuleType("nlp_lstm.nextword_config")
-    flags.add_train_arguments = lambda parser: parser.add_argument("--window", type=int, help="tokens per window")
-    runner = types.ModuleType("nlp_lstm.nextword")
-    runner.run_train = lambda args: seen.append(args.window) or 0
+def test_flag_defaults_are_the_configs_defaults():
+    """The parsed defaults of both train commands build the default configs (none is copied by hand)."""
+    from nlp_lstm.cli.nextword import _configs
+    from nlp_lstm.data_config import CorpusConfig, DataConfig
+    from nlp_lstm.nextword.config import NextWordConfig
+    from nlp_lstm.sentiment.config import SentimentConfig
 
-    def check(args):  # the module that trains becomes importable only now: the hook must import it after this
-        seen.append("checked")
-        monkeypatch.setitem(sys.modules, "nlp_lstm.nextword", runner)
-
-    flags.check_train_arguments = check
-    monkeypatch.setitem(sys.modules, "nlp_lstm.nextword_config", flags)
-    monkeypatch.setitem(sys.modules, "nlp_lstm.nextword", None)  # importing it before the check fails
-    assert main(["train", "nextword", "--window", "12"]) == 0 and seen == ["checked", 12]
-    with pytest.raises(SystemExit) as exit_info:
-        main(["train", "nextword", "--help"])
-    assert exit_info.value.code == 0 and "--window" in capsys.readouterr().out
-
-
-def test_a_missing_next_word_module_is_reported_not_raised(capsys, monkeypatch):
-    monkeypatch.setitem(sys.modules, "nlp_lstm.prompt", None)  # import raises ImportError
-    status, _, err = run_main(["prompt", "--anything"], capsys)
-    assert status == 2 and "'prompt' is not available" in err
-    monkeypatch.setitem(sys.modules, "nlp_lstm.nextword_eval", types.ModuleType("nlp_lstm.nextword_eval"))
-    status, _, err = run_main(["evaluate", "nextword"], capsys)
-    assert status == 2 and "has no add_evaluate_arguments()" in err
+    data_config, config = cli_sentiment._sentiment_configs(cli.build_parser().parse_args(["train", "sentiment"]))
+    assert config == SentimentConfig() and data_config == DataConfig()
+    corpus, config = _configs(cli.build_parser().parse_args(["train", "nextword"]))
+    assert config == NextWordConfig() and corpus == CorpusConfig()
 
 
 def bad_inputs(tmp: Path, acl_imdb: Path, model_dir: Path) -> dict[str, tuple[list[str], str]]:

@@ -15,14 +15,8 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from nlp_lstm import data
-from nlp_lstm.data import (
-    DataConfig,
-    DataError,
-    ImdbSplits,
-    load_imdb,
-    read_aclimdb,
-    read_text_files,
-)
+from nlp_lstm.data import ImdbSplits, load_imdb, read_aclimdb
+from nlp_lstm.data_config import DataConfig, DataError, read_text_files
 
 
 def as_pairs(ds: tf.data.Dataset) -> list[tuple[str, int]]:

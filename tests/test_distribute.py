@@ -137,7 +137,7 @@ def test_two_worker_cluster_trains_and_the_chief_saves_a_model(
     assert not (out / "backup").exists() and not (worker / "backup").exists()
     import keras
 
-    import nlp_lstm.sentiment  # noqa: F401  (registers the custom layers)
+    import nlp_lstm.sentiment.model  # noqa: F401  (registers the custom layers)
 
     model = keras.models.load_model(out / "model.keras")
     assert model.predict(__import__("numpy").ones((2, 5), "int64"), verbose=0).shape == (2, 2)  # BiLSTM, n-gram

@@ -15,11 +15,11 @@ import pytest
 from sentiment_helpers import tiny_sentiment_model
 from test_sentiment import AWKWARD_TEXTS
 
-from nlp_lstm import export
-from nlp_lstm.export import export_sentiment
-from nlp_lstm.sentiment import predict_sentiment
+from nlp_lstm.run_folder import ModelFolderError
+from nlp_lstm.sentiment import export
+from nlp_lstm.sentiment.export import export_sentiment
+from nlp_lstm.sentiment.predict import predict_sentiment
 from nlp_lstm.serving import saved_model_op_names, write_next_version
-from nlp_lstm.training import ModelFolderError
 
 # Loads the export where nlp_lstm cannot be imported (the editable install is found even with
 # `python -I`, so a finder blocks it) and prints its outputs as JSON. (Keras stays importable:

@@ -8,10 +8,11 @@ import keras
 import numpy as np
 import pytest
 
-from nlp_lstm import generate
-from nlp_lstm.generate import BeamSearch, Decoder, Greedy, Temperature, TopK, TopP, WordTokenizer
-from nlp_lstm.generate import generate as run
-from nlp_lstm.nextword_model import NextWordModelConfig, build_nextword_model
+from nlp_lstm.nextword import generate
+from nlp_lstm.nextword.config import NextWordModelConfig
+from nlp_lstm.nextword.generate import BeamSearch, Decoder, Greedy, Temperature, TopK, TopP, WordTokenizer
+from nlp_lstm.nextword.generate import generate as run
+from nlp_lstm.nextword.model import build_nextword_model
 
 VOCABULARY = ["", "[UNK]", "[BOS]"] + [f"w{i}" for i in range(27)]
 

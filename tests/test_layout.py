@@ -73,10 +73,34 @@ def test_the_package_never_reaches_into_scripts():
         assert "spec_from_file_location" not in source, f"{path} loads a file by path"
 
 
+def in_package(name: str, package: str) -> bool:
+    return name == package or name.startswith(package + ".")
+
+
 def test_shared_modules_import_no_app():
-    apps = {"nlp_lstm.sentiment", "nlp_lstm.nextword", "nlp_lstm.nextword_eval", "nlp_lstm.prompt"}
-    shared = ["nlp_lstm.cell", "nlp_lstm.layers", "nlp_lstm.text", "nlp_lstm.data", "nlp_lstm.training",
-              "nlp_lstm.run_folder", "nlp_lstm.distribute", "nlp_lstm.files", "nlp_lstm.serving"]  # fmt: skip
+    """The modules at the top of the package (the layer, text, data, training, the model folder...) import
+    neither app nor the command line."""
     graph = import_graph()
+    shared = [name for name in graph if name.count(".") == 1 and not in_package(name, "nlp_lstm.cli")]
+    assert "nlp_lstm.cell" in shared and "nlp_lstm.training" in shared
     for name in shared:
-        assert not graph[name] & apps, f"{name} imports {sorted(graph[name] & apps)}"
+        above = {other for other in graph[name] if any(in_package(other, f"nlp_lstm.{app}")
+                                                       for app in ("sentiment", "nextword", "cli"))}  # fmt: skip
+        assert not above, f"{name} imports {sorted(above)}"
+
+
+def test_the_next_word_app_never_imports_the_sentiment_app():
+    graph = import_graph()
+    for name, imported in graph.items():
+        if in_package(name, "nlp_lstm.nextword"):
+            assert not {other for other in imported if in_package(other, "nlp_lstm.sentiment")}, name
+
+
+def test_each_app_is_a_folder_whose_files_name_their_roles():
+    roles_of = {
+        "sentiment": {"config", "model", "train", "evaluate", "predict", "export"},
+        "nextword": {"config", "model", "train", "evaluate", "generate", "prompt", "export"},
+    }
+    for app, roles in roles_of.items():
+        files = {path.stem for path in (PACKAGE / app).glob("*.py")}
+        assert roles <= files, f"nlp_lstm/{app}/ lacks {sorted(roles - files)}"

@@ -19,15 +19,23 @@ import tensorflow as tf
 from conftest import write_tiny_aclimdb
 from nextword_helpers import toy_corpus_file, write_model_folder
 
-from nlp_lstm import corpus, kn_trigram, nextword, nextword_eval, nextword_metrics, nextword_model
-from nlp_lstm.corpus import CorpusConfig, load_corpus
-from nlp_lstm.data import DataError
-from nlp_lstm.generate import Decoder
-from nlp_lstm.nextword import NextWordConfig, load_nextword_folder, train_nextword
-from nlp_lstm.nextword_eval import NextWordMetrics, score_model, token_sequences
-from nlp_lstm.nextword_model import NextWordModelConfig, build_nextword_model, sampled_softmax_loss
+from nlp_lstm.data_config import CorpusConfig, DataError
+from nlp_lstm.nextword import config as nextword_config
+from nlp_lstm.nextword import corpus, kn_trigram
+from nlp_lstm.nextword import evaluate as nextword_eval
+from nlp_lstm.nextword import metrics as nextword_metrics
+from nlp_lstm.nextword import model as nextword_model
+from nlp_lstm.nextword import train as nextword
+from nlp_lstm.nextword.config import NextWordConfig, NextWordModelConfig
+from nlp_lstm.nextword.corpus import load_corpus
+from nlp_lstm.nextword.evaluate import score_model, token_sequences
+from nlp_lstm.nextword.generate import Decoder
+from nlp_lstm.nextword.metrics import NextWordMetrics
+from nlp_lstm.nextword.model import build_nextword_model, load_nextword_folder, sampled_softmax_loss
+from nlp_lstm.nextword.train import train_nextword
+from nlp_lstm.run_folder import ModelFolderError, OutputFolderError
 from nlp_lstm.text import VectorizerConfig, vectorizer_from_vocabulary
-from nlp_lstm.training import FitConfig, ModelFolderError, OutputFolderError
+from nlp_lstm.training import FitConfig
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -81,8 +89,8 @@ def test_sampled_softmax_training_learns_the_full_distribution():
     x = np.stack([stream[s : s + window] for s in starts])
     y = np.stack([stream[s + 1 : s + window + 1] for s in starts])
     epochs = 4
-    config = replace(nextword.dry_run_config(), max_tokens=vocab_size, units=16, embedding_dim=16, num_sampled=16,
-                     window=window, batch_size=batch, epochs=epochs, learning_rate=1e-2,
+    config = replace(nextword_config.dry_run_config(), max_tokens=vocab_size, units=16, embedding_dim=16,
+                     num_sampled=16, window=window, batch_size=batch, epochs=epochs, learning_rate=1e-2,
                      train_tokens=len(x) // batch * batch * window * epochs)  # fmt: skip
     model = nextword.compile_nextword_model(build_nextword_model(config.model_config(vocab_size)), config)
     before = model.evaluate(x, y, verbose=0)
@@ -174,9 +182,11 @@ def test_train_time_limit_reaches_training_and_is_refused_in_a_cluster(tmp_path,
             main([*flags, "--max-train-minutes", bad])
         assert "--max-train-minutes" in capsys.readouterr().err
     monkeypatch.setattr(nextword, "role_of", lambda strategy: Role(chief=True, task="chief", workers=2, replicas=2))
-    fit_config = nextword.nextword_fit_config(nextword.dry_run_config(), dry_run=True, max_minutes=30.0)
+    fit_config = nextword.nextword_fit_config(nextword_config.dry_run_config(), dry_run=True, max_minutes=30.0)
     with pytest.raises(StrategyError, match="cannot be used in a multi-worker run"):
-        train_nextword(CorpusConfig(files=("unread.txt",)), nextword.dry_run_config(), str(tmp_path / "c"), fit_config)
+        train_nextword(
+            CorpusConfig(files=("unread.txt",)), nextword_config.dry_run_config(), str(tmp_path / "c"), fit_config
+        )
     assert not (tmp_path / "c").exists()
 
 
@@ -210,7 +220,7 @@ def test_an_interrupted_run_of_other_options_is_not_resumed(tmp_path):
     (out / "backup" / "state.json").write_text("{}")
     (out / "config.json").write_text(json.dumps({"app": "nextword", "nextword": {"units": 3}, "corpus": {}}))
     with pytest.raises(OutputFolderError, match="interrupted training run with other options"):
-        train_nextword(CorpusConfig(files=("unread.txt",)), nextword.dry_run_config(), str(out))
+        train_nextword(CorpusConfig(files=("unread.txt",)), nextword_config.dry_run_config(), str(out))
 
 
 def test_bad_model_folders_say_why(tmp_path):

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from nextword_helpers import write_model_folder
 
-from nlp_lstm import nextword_export
-from nlp_lstm.nextword_export import export_nextword
-from nlp_lstm.prompt import TypedContext, load_prompt_model
-from nlp_lstm.training import ModelFolderError
+from nlp_lstm.nextword import export as nextword_export
+from nlp_lstm.nextword.export import export_nextword
+from nlp_lstm.nextword.prompt import TypedContext, load_prompt_model
+from nlp_lstm.run_folder import ModelFolderError
 
 PROMPTS = ["the movie was", "", "The ACTING, the story!", "qqq zzz", "great " * 300]
 

@@ -8,8 +8,8 @@ import keras
 import numpy as np
 import pytest
 
-from nlp_lstm import ngrams
-from nlp_lstm.ngrams import HashedBigrams, NgramLogistic
+from nlp_lstm.sentiment import ngrams
+from nlp_lstm.sentiment.ngrams import HashedBigrams, NgramLogistic
 
 
 def _pairs_oracle(ids: np.ndarray, vocabulary_size: int, buckets: int) -> np.ndarray:

@@ -14,9 +14,16 @@ import numpy as np
 import pytest
 from nextword_helpers import write_model_folder
 
-from nlp_lstm import prompt
-from nlp_lstm.generate import BeamSearch, Greedy, TopK
-from nlp_lstm.prompt import PromptConfig, PromptError, TypedContext, load_prompt_model, parse_more, run_interactive
+from nlp_lstm.nextword import prompt
+from nlp_lstm.nextword.generate import BeamSearch, Greedy, TopK
+from nlp_lstm.nextword.prompt import (
+    PromptConfig,
+    PromptError,
+    TypedContext,
+    load_prompt_model,
+    parse_more,
+    run_interactive,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 

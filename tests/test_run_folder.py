@@ -110,11 +110,11 @@ class App:
     def verdict(self, folder: Path) -> np.ndarray:
         """What the model says: P(pos) of a few texts, or next-word probabilities after a few words."""
         if self.name == "sentiment":
-            from nlp_lstm.sentiment import predict_sentiment
+            from nlp_lstm.sentiment.predict import predict_sentiment
 
             texts = ["A great and moving film.", "Dull, awful and boring.", "review 3"]
             return np.array([p.probability for p in predict_sentiment(folder, texts)])
-        from nlp_lstm.nextword import load_nextword_folder
+        from nlp_lstm.nextword.model import load_nextword_folder
 
         loaded = load_nextword_folder(str(folder))
         ids = np.array([[2, 5, 6, 7]], "int64")
@@ -253,7 +253,8 @@ def test_a_folder_written_before_the_hash_loads_with_one_warning(app, tmp_path, 
 def test_a_loss_that_turns_nan_stops_training_and_keeps_the_last_good_state(tmp_path):
     import keras
 
-    from nlp_lstm.training import FitConfig, TrainingDiverged, fit
+    from nlp_lstm.run_folder import TrainingDiverged
+    from nlp_lstm.training import FitConfig, fit
     from tests.test_training import tiny_problem
 
     class Poison(keras.callbacks.Callback):  # the weights turn NaN at the start of the second epoch
@@ -273,14 +274,14 @@ def test_a_loss_that_turns_nan_stops_training_and_keeps_the_last_good_state(tmp_
 
 
 def test_training_that_diverges_exits_1_with_one_line(monkeypatch, capsys, tmp_path):
-    import nlp_lstm.sentiment
+    import nlp_lstm.sentiment.train
     from nlp_lstm.cli import main
     from nlp_lstm.run_folder import TrainingDiverged
 
     def diverge(*args, **kwargs):
         raise TrainingDiverged("the training loss became nan at epoch 2, step 1; ...")
 
-    monkeypatch.setattr(nlp_lstm.sentiment, "train_sentiment", diverge)
+    monkeypatch.setattr(nlp_lstm.sentiment.train, "train_sentiment", diverge)
     assert main(["train", "sentiment", "--out", str(tmp_path / "m"), "--data", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "loss became nan" in err[0]

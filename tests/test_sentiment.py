@@ -15,28 +15,30 @@ import tensorflow as tf
 from conftest import write_tiny_aclimdb
 from sentiment_helpers import tiny_sentiment_model
 
-from nlp_lstm import sentiment
-from nlp_lstm.data import DataConfig, DataError, load_imdb
-from nlp_lstm.ngrams import fit_ngram_logistic
-from nlp_lstm.sentiment import (
+from nlp_lstm import __version__
+from nlp_lstm.data import load_imdb
+from nlp_lstm.data_config import DataConfig, DataError
+from nlp_lstm.run_folder import ModelFolderError, OutputFolderError
+from nlp_lstm.sentiment import train as sentiment_train
+from nlp_lstm.sentiment.config import SentimentConfig, dry_run_config
+from nlp_lstm.sentiment.evaluate import evaluate_sentiment
+from nlp_lstm.sentiment.model import (
     MeanProbabilityAccuracy,
     MembersBinaryCrossentropy,
-    SentimentConfig,
     build_sentiment_model,
-    dry_run_config,
-    evaluate_sentiment,
-    load_sentiment_model,
+    compile_sentiment_model,
     positive_probability,
-    predict_sentiment,
-    train_sentiment,
     vectorize_texts,
 )
+from nlp_lstm.sentiment.ngrams import fit_ngram_logistic
+from nlp_lstm.sentiment.predict import load_sentiment_model, predict_sentiment
+from nlp_lstm.sentiment.train import train_sentiment
 from nlp_lstm.text import (
     VectorizerConfig,
     make_classification_dataset,
     vectorizer_from_vocabulary,
 )
-from nlp_lstm.training import FitConfig, ModelFolderError, OutputFolderError
+from nlp_lstm.training import FitConfig
 
 # Texts a user may send: empty, blank, 1 MB, not UTF-8, emoji, other scripts, markup only.
 AWKWARD_TEXTS = [
@@ -69,8 +71,11 @@ def quiet_data(source: Path, **kwargs) -> DataConfig:
 
 def test_docstring_examples_run(trained):
     acl_imdb, model_dir = trained
-    results = doctest.testmod(sentiment, extraglobs={"acl_imdb": str(acl_imdb), "model_dir": str(model_dir)})
-    assert results.attempted >= 20 and results.failed == 0
+    from nlp_lstm.sentiment import config, evaluate, model, predict, train
+
+    globs = {"acl_imdb": str(acl_imdb), "model_dir": str(model_dir)}
+    results = [doctest.testmod(module, extraglobs=globs) for module in (config, model, train, evaluate, predict)]
+    assert sum(r.attempted for r in results) >= 20 and sum(r.failed for r in results) == 0
 
 
 def test_model_folder_holds_what_the_issue_lists(trained):
@@ -216,7 +221,7 @@ def test_evaluate_predict_and_export_reuse_the_saved_vocabulary(trained, monkeyp
     def never(*args, **kwargs):
         raise AssertionError("the vocabulary was rebuilt")
 
-    monkeypatch.setattr(sentiment, "build_vectorizer", never)
+    monkeypatch.setattr(sentiment_train, "build_vectorizer", never)
     saved = (model_dir / "vocabulary.txt").read_text(encoding="utf-8").split("\n")[:-1]
     loaded = load_sentiment_model(model_dir)
     assert [str(t) for t in loaded.vectorizer.get_vocabulary()] == saved
@@ -274,15 +279,15 @@ def test_a_folder_with_a_relative_data_path_resumes(tmp_path, monkeypatch):
     config = dry_run_config()
     older = {
         "app": "sentiment",
-        "nlp_lstm_version": sentiment.__version__,
+        "nlp_lstm_version": __version__,
         "sentiment": dataclasses.asdict(config),
         "data": {"source": "aclImdb", "val_fraction": 0.1, "seed": 1337, "limit": None},  # relative path
     }
     (tmp_path / "config.json").write_text(json.dumps(older))
-    assert sentiment._same_run(tmp_path, config, DataConfig(source="aclImdb"))
-    assert sentiment._same_run(tmp_path, config, DataConfig(source=str(tmp_path / "aclImdb")))
-    assert not sentiment._same_run(tmp_path, dataclasses.replace(config, units=5), DataConfig(source="aclImdb"))
-    assert not sentiment._same_run(tmp_path, config, DataConfig(source="aclImdb", seed=1))
+    assert sentiment_train._same_run(tmp_path, config, DataConfig(source="aclImdb"))
+    assert sentiment_train._same_run(tmp_path, config, DataConfig(source=str(tmp_path / "aclImdb")))
+    assert not sentiment_train._same_run(tmp_path, dataclasses.replace(config, units=5), DataConfig(source="aclImdb"))
+    assert not sentiment_train._same_run(tmp_path, config, DataConfig(source="aclImdb", seed=1))
 
 
 def test_training_data_problems_are_data_errors(tmp_path, aclimdb_writer, tiny_files):
@@ -316,7 +321,7 @@ def test_real_data_short_run(aclimdb_archive, tmp_path):
 def test_cosine_decay_falls_from_the_learning_rate_to_zero_over_the_epochs():
     config = SentimentConfig(max_tokens=30, embedding_dim=4, units=3, ngram_buckets=64, epochs=2, learning_rate=0.004,
                              learning_rate_decay="cosine")  # fmt: skip
-    model = sentiment.compile_sentiment_model(build_sentiment_model(config), config, steps_per_epoch=5)
+    model = compile_sentiment_model(build_sentiment_model(config), config, steps_per_epoch=5)
     model.optimizer.build(model.trainable_variables)
     for step in (0, 3, 5, 9, 10, 14):
         model.optimizer.iterations.assign(step)  # .learning_rate is the schedule's value at this step

@@ -10,7 +10,8 @@ import pytest
 import tensorflow as tf
 
 from nlp_lstm import text
-from nlp_lstm.data import DataConfig, load_imdb
+from nlp_lstm.data import load_imdb
+from nlp_lstm.data_config import DataConfig
 from nlp_lstm.text import (
     BOUNDARY_TOKEN,
     OOV_ID,

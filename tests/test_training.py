@@ -14,15 +14,8 @@ import pytest
 import tensorflow as tf
 
 from nlp_lstm import training
-from nlp_lstm.run_folder import start_run
-from nlp_lstm.training import (
-    FitConfig,
-    ModelFolderError,
-    OutputFolderError,
-    atomic_save_model,
-    fit,
-    read_model_config,
-)
+from nlp_lstm.run_folder import ModelFolderError, OutputFolderError, read_model_config, start_run
+from nlp_lstm.training import FitConfig, atomic_save_model, fit
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -56,7 +56,7 @@ class HashedBigrams(layers.Layer):
     Example:
 
     >>> import numpy as np
-    >>> from nlp_lstm.ngrams import HashedBigrams
+    >>> from nlp_lstm.sentiment.ngrams import HashedBigrams
     >>> HashedBigrams(vocabulary_size=10, buckets=7)(np.array([[2, 3, 0]])).numpy().tolist()  # 2*1000003+3 = 2000009
     [[2, 3, 0, 14, 0]]
     """
@@ -88,7 +88,7 @@ def distinct_ids(ids: Any) -> Any:
     Example:
 
     >>> import numpy as np
-    >>> from nlp_lstm.ngrams import distinct_ids
+    >>> from nlp_lstm.sentiment.ngrams import distinct_ids
     >>> distinct_ids(np.array([[5, 3, 5, 0, 3, 9]])).numpy().tolist()
     [[0, 3, 0, 5, 0, 9]]
     """
@@ -111,7 +111,7 @@ class NgramLogistic(layers.Layer):
     Example:
 
     >>> import numpy as np
-    >>> from nlp_lstm.ngrams import NgramLogistic
+    >>> from nlp_lstm.sentiment.ngrams import NgramLogistic
     >>> layer = NgramLogistic(rows=4)
     >>> layer.build((None, None))
     >>> layer.set_weights([np.array([9.0, 1.0, -2.0, 0.5], "float32"), np.array([0.25], "float32")])
@@ -151,7 +151,7 @@ def ngram_probability(token_ids: Any, vocabulary_size: int, buckets: int, name: 
     Example:
 
     >>> import keras, numpy as np
-    >>> from nlp_lstm.ngrams import ngram_probability
+    >>> from nlp_lstm.sentiment.ngrams import ngram_probability
     >>> ids = keras.Input((None,), dtype="int64")
     >>> model = keras.Model(ids, ngram_probability(ids, vocabulary_size=20, buckets=8))
     >>> model(np.array([[4, 5, 6], [7, 0, 0]])).numpy().tolist()

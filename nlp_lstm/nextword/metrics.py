@@ -24,7 +24,7 @@ class NextWordMetrics:
     Example:
 
     >>> import numpy as np
-    >>> from nlp_lstm.nextword_eval import NextWordMetrics
+    >>> from nlp_lstm.nextword.metrics import NextWordMetrics
     >>> metrics = NextWordMetrics()
     >>> metrics.update(np.array([5, 1, 7]), np.log([0.5, 0.1, 0.25]), np.array([[5, 6, 8], [5, 6, 8], [6, 7, 8]]))
     >>> result = metrics.result()

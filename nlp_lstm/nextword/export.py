@@ -29,8 +29,10 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from nlp_lstm.generate import NEVER_SUGGESTED
-from nlp_lstm.nextword import DEFAULT_MODEL_DIR, VOCABULARY_FILE, load_nextword_folder
+from nlp_lstm.nextword.config import DEFAULT_MODEL_DIR
+from nlp_lstm.nextword.generate import NEVER_SUGGESTED
+from nlp_lstm.nextword.model import load_nextword_folder
+from nlp_lstm.run_folder import VOCABULARY_FILE
 from nlp_lstm.serving import write_next_version, write_string_archive
 from nlp_lstm.text import BOUNDARY_TOKEN, VectorizerConfig, vectorizer_from_vocabulary
 
@@ -54,7 +56,7 @@ def export_nextword(
 
     >>> import pathlib, tempfile
     >>> import tensorflow as tf
-    >>> from nlp_lstm.nextword_export import export_nextword
+    >>> from nlp_lstm.nextword.export import export_nextword
     >>> path = export_nextword(model_dir, pathlib.Path(tempfile.mkdtemp()) / "exports", top_k=3)
     >>> served = tf.saved_model.load(str(path))
     >>> outputs = served.signatures["serving_default"](text=tf.constant(["the film", ""]))

@@ -17,9 +17,7 @@ model's vocabulary (`nlp_lstm.kn_trigram`), counted by the same `NextWordMetrics
 
 from __future__ import annotations
 
-import argparse
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
@@ -28,25 +26,14 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from nlp_lstm.checks import non_negative_int
-from nlp_lstm.corpus import CorpusConfig, load_corpus
-from nlp_lstm.generate import NEVER_SUGGESTED
-from nlp_lstm.kn_trigram import KneserNeyTrigram
-from nlp_lstm.nextword import (
-    DEFAULT_MODEL_DIR,
-    EVALUATION_FILE,
-    dry_run_config,
-    load_nextword_folder,
-    nextword_fit_config,
-    train_nextword,
-)
-from nlp_lstm.nextword_metrics import TOP_K, NextWordMetrics  # noqa: F401  (re-exported)
-from nlp_lstm.nextword_model import NextWordModel
+from nlp_lstm.nextword.config import DEFAULT_TEST_TEXTS, EVALUATION_FILE
+from nlp_lstm.nextword.corpus import load_corpus
+from nlp_lstm.nextword.generate import NEVER_SUGGESTED
+from nlp_lstm.nextword.metrics import TOP_K, NextWordMetrics  # noqa: F401  (re-exported)
+from nlp_lstm.nextword.model import NextWordModel, load_nextword_folder
 from nlp_lstm.progress import Progress
 from nlp_lstm.text import BOUNDARY_TOKEN, VectorizerConfig, vectorizer_from_vocabulary
 from nlp_lstm.training import atomic_write_json
-
-DEFAULT_TEST_TEXTS = 2_000
 
 
 def banned_ids(vocabulary: Sequence[str]) -> np.ndarray:
@@ -59,7 +46,7 @@ def token_sequences(texts: Iterable[str | bytes] | tf.data.Dataset, vocabulary: 
 
     Example:
 
-    >>> from nlp_lstm.nextword_eval import token_sequences
+    >>> from nlp_lstm.nextword.evaluate import token_sequences
     >>> [s.tolist() for s in token_sequences(["Good film.", ""], ["", "[UNK]", "[BOS]", "good", "film"])]
     [[2, 3, 4], [2]]
     """
@@ -157,8 +144,8 @@ def evaluate_nextword(
 
     Example (``model_dir``: a folder a tiny training on ``acl_imdb`` wrote):
 
-    >>> from nlp_lstm.kn_trigram import KneserNeyTrigram
-    >>> from nlp_lstm.nextword_eval import evaluate_nextword
+    >>> from nlp_lstm.nextword.kn_trigram import KneserNeyTrigram
+    >>> from nlp_lstm.nextword.evaluate import evaluate_nextword
     >>> result = evaluate_nextword(model_dir, data=acl_imdb, baseline=KneserNeyTrigram, verbose=False)
     >>> result["test_texts"], result["model"]["perplexity"] > 1, result["baseline"]["perplexity"] > 1
     (4, True, True)
@@ -209,7 +196,7 @@ def format_evaluation(result: dict[str, Any]) -> str:
 
     Example:
 
-    >>> from nlp_lstm.nextword_eval import format_evaluation
+    >>> from nlp_lstm.nextword.evaluate import format_evaluation
     >>> print(format_evaluation({"test_texts": 2, "model": {"perplexity": 90.0, "top1": 0.2, "top3": 0.35,
     ...       "tokens": 10}, "baseline": None}))
     test texts: 2 (10 targets)
@@ -233,39 +220,3 @@ def format_evaluation(result: dict[str, Any]) -> str:
         lines.append(f"{'LSTM / KN':<12}{cell(r['perplexity'], '.2f', 11)}x{cell(r['top1'], '.2f', 7)}x"
                      f"{cell(r['top3'], '.2f', 7)}x   (targets: perplexity <= 0.75x, top-3 >= 1.2x)")  # fmt: skip
     return "\n".join(lines)
-
-
-def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags of `nlp-lstm evaluate nextword` and scripts/bench_nextword.py."""
-
-    parser.add_argument("--model", metavar="DIR", default=None,
-                        help=f"the model folder (default: {DEFAULT_MODEL_DIR}; with --dry-run a tiny model "
-                        "trained first)")  # fmt: skip
-    parser.add_argument(
-        "--data", metavar="PATH", default=None, help="read IMDB from here instead of where the model was trained from"
-    )
-    parser.add_argument("--test-texts", type=non_negative_int, default=DEFAULT_TEST_TEXTS,
-                        help="score the first this many test texts of the seeded order; 0 for all "
-                        "(default: %(default)s)")  # fmt: skip
-    parser.add_argument("--no-baseline", action="store_true", help="skip the Kneser-Ney trigram baseline")
-    parser.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="train a tiny model on --data for one step, then evaluate it on 4 texts (for CI)",
-    )
-
-
-def run_evaluate(args: argparse.Namespace) -> int:
-    """Runs `nlp-lstm evaluate nextword`; prints the table and writes evaluation.json."""
-    model_dir, test_texts = args.model, (args.test_texts or None)
-    if args.dry_run:
-        test_texts = 4
-        if model_dir is None:
-            model_dir = tempfile.mkdtemp(prefix="nlp-lstm-dry-run-")
-            config = dry_run_config()
-            corpus = CorpusConfig(data=args.data, val_fraction=0.25, limit=16)
-            train_nextword(corpus, config, model_dir, replace(nextword_fit_config(config, dry_run=True), verbose=0))
-    baseline = None if args.no_baseline else KneserNeyTrigram
-    result = evaluate_nextword(model_dir or DEFAULT_MODEL_DIR, test_texts, baseline, data=args.data)
-    print(format_evaluation(result))
-    return 0

@@ -33,13 +33,11 @@ The defaults were chosen by measurement (figures in the report of issue 4):
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
-import tempfile
 import time
-from dataclasses import asdict, dataclass, field  # replace: for the docstring examples too
+from dataclasses import asdict  # replace: for the docstring examples too
 from pathlib import Path
 from typing import Any
 
@@ -47,36 +45,30 @@ import keras
 import tensorflow as tf
 
 from nlp_lstm import __version__
-from nlp_lstm.corpus import Corpus, CorpusConfig, load_corpus
-from nlp_lstm.data import DataError
+from nlp_lstm.data_config import CorpusConfig, DataError
 from nlp_lstm.distribute import (
     StrategyError,
-    make_strategy,
     prepare_model,
     refuse_time_limit_in_cluster,
     role_of,
     shardable,
-    strategy_config_from_args,
 )
-from nlp_lstm.nextword_config import (  # noqa: F401  (the config and the train command's flags are re-exported)
-    DEFAULT_MAX_TRAIN_MINUTES,
+from nlp_lstm.nextword.config import (
+    APP,
     DEFAULT_MODEL_DIR,
     NextWordConfig,
-    _configs,
-    _minutes,
-    add_corpus_arguments,
-    add_train_arguments,
-    check_corpus_files,
-    dry_run_config,
-    max_train_minutes,
+    NextWordModelConfig,  # noqa: F401
 )
-from nlp_lstm.nextword_model import NextWordModel, NextWordModelConfig, build_nextword_model  # noqa: F401
+from nlp_lstm.nextword.corpus import load_corpus
+from nlp_lstm.nextword.model import NextWordModel, build_nextword_model  # noqa: F401
 from nlp_lstm.run_folder import (
+    CONFIG_FILE,
+    METRICS_FILE,
+    ModelFolderError,
     begin_writing,
-    check_vocabulary,
     drop_backup,
     finish_run,
-    retrain_hint,
+    read_model_config,
     run_config,
     start_run,
 )
@@ -84,34 +76,18 @@ from nlp_lstm.text import (
     BOUNDARY_TOKEN,
     VectorizerConfig,
     build_vectorizer,
-    load_vocabulary,
     make_language_model_dataset,
     make_language_model_streams,
 )
 from nlp_lstm.training import (
-    CONFIG_FILE,
-    METRICS_FILE,
-    MODEL_FILE,
     FitConfig,
-    ModelFolderError,
     atomic_write_json,
     cluster_vocabulary,
     fit,
-    read_model_config,
-    require_files,
     training_time_s,
     worker_folder,
     write_metrics_json,
 )
-
-APP = "nextword"
-VOCABULARY_FILE = "vocabulary.txt"
-EVALUATION_FILE = "evaluation.json"
-
-__all__ = [
-    "ModelFolderError", "NextWordConfig", "CorpusConfig", "Corpus", "NextWordFolder", "build_nextword_model",
-    "load_corpus", "train_nextword", "load_nextword_folder", "add_train_arguments", "run_train",
-]  # fmt: skip
 
 
 def nextword_fit_config(
@@ -202,7 +178,9 @@ def train_nextword(
     Example (``acl_imdb``: a tiny aclImdb folder the test makes):
 
     >>> import pathlib, tempfile
-    >>> from nlp_lstm.nextword import CorpusConfig, dry_run_config, nextword_fit_config, train_nextword
+    >>> from nlp_lstm.data_config import CorpusConfig
+    >>> from nlp_lstm.nextword.config import dry_run_config
+    >>> from nlp_lstm.nextword.train import nextword_fit_config, train_nextword
     >>> out = pathlib.Path(tempfile.mkdtemp()) / "nextword"
     >>> fit_config = replace(nextword_fit_config(dry_run_config(), dry_run=True), verbose=0, tensorboard=False)
     >>> corpus = CorpusConfig(data=acl_imdb, val_fraction=0.25)
@@ -281,108 +259,3 @@ def train_nextword(
     written = write_metrics_json(out / METRICS_FILE, metrics, time.perf_counter() - start)
     finish_run(plan)
     return written
-
-
-@dataclass(frozen=True)
-class NextWordFolder:
-    """A loaded model folder: the model, its vocabulary, its configs and where it lives."""
-
-    model: NextWordModel
-    vocabulary: list[str]
-    config: NextWordConfig
-    corpus: CorpusConfig
-    folder: Path
-    metrics: dict[str, Any] = field(default_factory=dict, repr=False)
-
-
-def load_nextword_folder(model_dir: str = DEFAULT_MODEL_DIR) -> NextWordFolder:
-    """Loads and checks a next-word model folder.
-
-    Raises:
-        ModelFolderError: The folder is missing, is another app's, lacks a file, or a file is damaged.
-
-    Example (``model_dir``: a folder a tiny training wrote):
-
-    >>> from nlp_lstm.nextword import load_nextword_folder
-    >>> loaded = load_nextword_folder(model_dir)
-    >>> len(loaded.vocabulary) == loaded.model.config.vocab_size
-    True
-    """
-    folder = Path(model_dir).expanduser()
-    saved = read_model_config(folder, APP)
-    require_files(folder, (MODEL_FILE, VOCABULARY_FILE), saved)
-    check_vocabulary(folder, saved)
-    try:
-        config = NextWordConfig.from_dict(saved["nextword"])
-        corpus = CorpusConfig(**saved["corpus"])
-    except (KeyError, TypeError, ValueError) as error:
-        raise ModelFolderError(f"{folder / CONFIG_FILE} has no valid next-word config ({error})") from error
-    try:
-        vocabulary = load_vocabulary(folder / VOCABULARY_FILE)
-    except (OSError, ValueError) as error:
-        raise ModelFolderError(f"cannot read {folder / VOCABULARY_FILE} ({error})") from error
-    try:
-        model = keras.models.load_model(folder / MODEL_FILE, compile=False)
-    except Exception as error:  # Keras raises many kinds for a damaged file; all mean the same here
-        raise ModelFolderError(
-            f"cannot load {folder / MODEL_FILE} ({type(error).__name__}); the file is damaged: train again "
-            f"({retrain_hint(folder, saved, APP)})"
-        ) from error
-    if not isinstance(model, NextWordModel):
-        raise ModelFolderError(f"{folder / MODEL_FILE} is not a next-word model")
-    if model.config.vocab_size != len(vocabulary):
-        raise ModelFolderError(
-            f"{folder / VOCABULARY_FILE} has {len(vocabulary)} tokens but the model has {model.config.vocab_size}: "
-            f"the files come from different training runs"
-        )
-    if BOUNDARY_TOKEN not in vocabulary:
-        raise ModelFolderError(f"{folder / VOCABULARY_FILE} lacks the boundary token {BOUNDARY_TOKEN}")
-    metrics: dict[str, Any] = {}
-    try:
-        metrics = json.loads((folder / METRICS_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        pass  # a folder whose training was cut short has no metrics yet; the model still works
-    return NextWordFolder(model, vocabulary, config, corpus, folder, metrics)
-
-
-# ---- command line: `nlp-lstm train nextword`, `nlp-lstm evaluate nextword` (and scripts/) ----
-
-
-def script_main(description: str, add_arguments: Any, run: Any, argv: list[str] | None = None) -> int:
-    """What `nlp-lstm` does for a subcommand, for scripts/: parse, run, and turn a user's error into one line.
-
-    DataError, ModelFolderError, StrategyError and OSError print `error: <message>` on stderr and return 2.
-    """
-    parser = argparse.ArgumentParser(description=description)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return int(run(args) or 0)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except (DataError, ModelFolderError, StrategyError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-
-
-def run_train(args: argparse.Namespace) -> int:
-    """Runs `nlp-lstm train nextword`; prints where the model went and its validation perplexity.
-
-    Uses the configs `nextword_config.check_train_arguments` kept in `args.configs`, or builds them.
-    """
-    corpus, config = getattr(args, "configs", None) or _configs(args)
-    strategy = make_strategy(strategy_config_from_args(args))  # first: a cluster forms before TensorFlow runs
-    out = args.out or (tempfile.mkdtemp(prefix="nlp-lstm-dry-run-") if args.dry_run else DEFAULT_MODEL_DIR)
-    limit = max_train_minutes(args.max_train_minutes, role_of(strategy).workers)
-    fit_config = nextword_fit_config(config, dry_run=args.dry_run, max_minutes=limit)
-    metrics = train_nextword(corpus, config, out, fit_config, overwrite=args.overwrite, strategy=strategy,
-                             command=getattr(args, "command_line", None))  # fmt: skip
-    if "val_perplexity" not in metrics:  # a worker other than the chief: the chief reports
-        print(f"worker {metrics['task']} done after {metrics['epochs']} epoch(s); the chief wrote the model")
-        return 0
-    print(
-        f"trained {out}: val perplexity {metrics['val_perplexity']:.1f} after {metrics['train_tokens']:,} tokens "
-        f"in {metrics['train_time_s'] / 60:.1f} min ({metrics['tokens_per_s']:,.0f} tokens/s)"
-    )
-    return 0

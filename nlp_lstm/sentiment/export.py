@@ -25,7 +25,8 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from nlp_lstm.sentiment import load_sentiment_model, positive_probability, vectorize_texts
+from nlp_lstm.sentiment.model import positive_probability, vectorize_texts
+from nlp_lstm.sentiment.predict import load_sentiment_model
 from nlp_lstm.serving import write_next_version, write_string_archive
 
 
@@ -39,7 +40,7 @@ def export_sentiment(model_dir: str | os.PathLike, export_dir: str | os.PathLike
 
     >>> import pathlib, tempfile
     >>> import tensorflow as tf
-    >>> from nlp_lstm.export import export_sentiment
+    >>> from nlp_lstm.sentiment.export import export_sentiment
     >>> path = export_sentiment(model_dir, pathlib.Path(tempfile.mkdtemp()) / "exports")
     >>> serve = tf.saved_model.load(str(path)).signatures["serving_default"]
     >>> outputs = serve(text=tf.constant(["Loved it!", ""]))

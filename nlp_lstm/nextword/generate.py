@@ -23,7 +23,7 @@ from typing import Protocol
 import numpy as np
 import tensorflow as tf
 
-from nlp_lstm.nextword_model import NextWordModel
+from nlp_lstm.nextword.model import NextWordModel
 from nlp_lstm.text import BOUNDARY_TOKEN, OOV_TOKEN, PAD_TOKEN, VectorizerConfig, vectorizer_from_vocabulary
 
 # Never suggested nor generated: padding, out-of-vocabulary, and the review boundary (it means "a new
@@ -36,7 +36,7 @@ class WordTokenizer:
 
     Example:
 
-    >>> from nlp_lstm.generate import WordTokenizer
+    >>> from nlp_lstm.nextword.generate import WordTokenizer
     >>> WordTokenizer(["", "[UNK]", "[BOS]", "good", "film"]).ids("A GOOD film!")
     [1, 3, 4]
     """
@@ -71,8 +71,9 @@ class Decoder:
     Example:
 
     >>> import numpy as np
-    >>> from nlp_lstm.generate import Decoder
-    >>> from nlp_lstm.nextword_model import NextWordModelConfig, build_nextword_model
+    >>> from nlp_lstm.nextword.generate import Decoder
+    >>> from nlp_lstm.nextword.config import NextWordModelConfig
+    >>> from nlp_lstm.nextword.model import build_nextword_model
     >>> vocabulary = ["", "[UNK]", "[BOS]"] + [f"w{i}" for i in range(47)]
     >>> decoder = Decoder(build_nextword_model(NextWordModelConfig(50, 8, 8)), vocabulary)
     >>> logits, states = decoder.start()
@@ -176,7 +177,7 @@ def suggestion_log_probs(logits: np.ndarray, banned_ids: np.ndarray) -> np.ndarr
     Example:
 
     >>> import numpy as np
-    >>> from nlp_lstm.generate import suggestion_log_probs
+    >>> from nlp_lstm.nextword.generate import suggestion_log_probs
     >>> np.exp(suggestion_log_probs(np.log([[0.5, 0.25, 0.25]]), np.array([0]))).round(3).tolist()
     [[0.0, 0.5, 0.5]]
     """
@@ -216,7 +217,7 @@ class Greedy:
     Example:
 
     >>> import numpy as np
-    >>> from nlp_lstm.generate import Greedy
+    >>> from nlp_lstm.nextword.generate import Greedy
     >>> Greedy().select(np.log([[0.2, 0.5, 0.3]]), np.zeros(1), np.random.default_rng(0))[1].tolist()
     [1]
     """
@@ -248,7 +249,7 @@ class TopK:
     Example:
 
     >>> import numpy as np
-    >>> from nlp_lstm.generate import TopK
+    >>> from nlp_lstm.nextword.generate import TopK
     >>> log_probs = np.log([[0.1, 0.6, 0.3]])
     >>> {int(TopK(2).select(log_probs, np.zeros(1), np.random.default_rng(s))[1][0]) for s in range(50)}
     {1, 2}
@@ -276,7 +277,7 @@ class TopP:
     Example:
 
     >>> import numpy as np
-    >>> from nlp_lstm.generate import TopP
+    >>> from nlp_lstm.nextword.generate import TopP
     >>> log_probs = np.log([[0.05, 0.6, 0.35]])
     >>> {int(TopP(0.9).select(log_probs, np.zeros(1), np.random.default_rng(s))[1][0]) for s in range(50)}
     {1, 2}
@@ -308,7 +309,7 @@ class BeamSearch:
     Example:
 
     >>> import numpy as np
-    >>> from nlp_lstm.generate import BeamSearch
+    >>> from nlp_lstm.nextword.generate import BeamSearch
     >>> parents, tokens, scores = BeamSearch(2).select(np.log([[0.2, 0.5, 0.3]]), np.zeros(1), None)
     >>> parents.tolist(), tokens.tolist(), np.exp(scores).round(2).tolist()
     ([0, 0], [1, 2], [0.5, 0.3])
@@ -357,8 +358,9 @@ def generate(
     Example:
 
     >>> import numpy as np
-    >>> from nlp_lstm.generate import Decoder, TopP, generate
-    >>> from nlp_lstm.nextword_model import NextWordModelConfig, build_nextword_model
+    >>> from nlp_lstm.nextword.generate import Decoder, TopP, generate
+    >>> from nlp_lstm.nextword.config import NextWordModelConfig
+    >>> from nlp_lstm.nextword.model import build_nextword_model
     >>> vocabulary = ["", "[UNK]", "[BOS]"] + [f"w{i}" for i in range(47)]
     >>> decoder = Decoder(build_nextword_model(NextWordModelConfig(50, 8, 8)), vocabulary)
     >>> logits, states = decoder.start()

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from nlp_lstm.nextword_metrics import TOP_K, NextWordMetrics
+from nlp_lstm.nextword.metrics import TOP_K, NextWordMetrics
 
 
 def _discount(counts: np.ndarray) -> float:
@@ -50,7 +50,7 @@ class KneserNeyTrigram:
     Example:
 
     >>> import numpy as np
-    >>> from nlp_lstm.kn_trigram import KneserNeyTrigram
+    >>> from nlp_lstm.nextword.kn_trigram import KneserNeyTrigram
     >>> texts = [np.array([2, 3, 4, 5]), np.array([2, 3, 4, 6]), np.array([2, 3, 4, 5])]
     >>> kn = KneserNeyTrigram(8, banned_ids=[0, 1, 2]).fit(texts)
     >>> probs = kn.probabilities(np.full(8, 3), np.full(8, 4), np.arange(8))

@@ -20,10 +20,8 @@ spans a space, like `<br />`, is not recognised as markup here, unlike in traini
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
-import sys
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -31,8 +29,8 @@ from typing import TextIO
 
 import numpy as np
 
-from nlp_lstm.checks import check_seed, usage_error
-from nlp_lstm.generate import (
+from nlp_lstm.checks import check_seed
+from nlp_lstm.nextword.generate import (
     BeamSearch,
     Continuation,
     Decoder,
@@ -65,7 +63,7 @@ def parse_rule(words: Sequence[str]) -> NextTokenRule:
 
     Example:
 
-    >>> from nlp_lstm.prompt import parse_rule
+    >>> from nlp_lstm.nextword.prompt import parse_rule
     >>> parse_rule(["topp", "0.9"]), parse_rule([]), parse_rule(["beam", "4"])
     (TopP(p=0.9, temperature=1.0), Greedy(), BeamSearch(width=4))
     """
@@ -88,7 +86,7 @@ def parse_more(arguments: str) -> tuple[int, NextTokenRule]:
 
     Example:
 
-    >>> from nlp_lstm.prompt import parse_more
+    >>> from nlp_lstm.nextword.prompt import parse_more
     >>> parse_more("12 topk 40")
     (12, TopK(k=40, temperature=1.0))
     """
@@ -114,7 +112,7 @@ def clean_text(text: str) -> str:
 
     Example:
 
-    >>> from nlp_lstm.prompt import clean_text
+    >>> from nlp_lstm.nextword.prompt import clean_text
     >>> clean_text("bad\\x1b[31mly\\x00 made\\u200b")
     'bad [31mly  made '
     """
@@ -139,9 +137,10 @@ class TypedContext:
     Example:
 
     >>> import numpy as np
-    >>> from nlp_lstm.generate import Decoder, WordTokenizer
-    >>> from nlp_lstm.nextword_model import NextWordModelConfig, build_nextword_model
-    >>> from nlp_lstm.prompt import TypedContext
+    >>> from nlp_lstm.nextword.generate import Decoder, WordTokenizer
+    >>> from nlp_lstm.nextword.config import NextWordModelConfig
+    >>> from nlp_lstm.nextword.model import build_nextword_model
+    >>> from nlp_lstm.nextword.prompt import TypedContext
     >>> vocabulary = ["", "[UNK]", "[BOS]", "the", "movie", "was", "great", "good"]
     >>> decoder = Decoder(build_nextword_model(NextWordModelConfig(8, 4, 4)), vocabulary)
     >>> context = TypedContext(decoder, WordTokenizer(vocabulary))
@@ -238,7 +237,7 @@ def format_suggestions(suggestions: Sequence[tuple[str, float]]) -> str:
 
     Example:
 
-    >>> from nlp_lstm.prompt import format_suggestions
+    >>> from nlp_lstm.nextword.prompt import format_suggestions
     >>> format_suggestions([("really", 0.121), ("a", 0.08)])
     'really 12.1% | a 8.0%'
     """
@@ -258,7 +257,7 @@ class PromptConfig:
 
     Example:
 
-    >>> from nlp_lstm.prompt import PromptConfig
+    >>> from nlp_lstm.nextword.prompt import PromptConfig
     >>> PromptConfig(rule="topk 40").next_token_rule
     TopK(k=40, temperature=1.0)
     """
@@ -285,7 +284,7 @@ def answer(context: TypedContext, line: str, config: PromptConfig) -> dict:
 
     Example (``context``: a TypedContext of a tiny model):
 
-    >>> from nlp_lstm.prompt import PromptConfig, answer
+    >>> from nlp_lstm.nextword.prompt import PromptConfig, answer
     >>> sorted(answer(context, "the movie", PromptConfig(k=2, more_words=3)))
     ['continuation', 'note', 'prompt_words', 'suggestions']
     """
@@ -394,7 +393,8 @@ def tiny_untrained_model(seed: int = 0) -> tuple[Decoder, WordTokenizer]:
     """An untrained tiny model over a 40-word vocabulary: for --dry-run and tests (no data, no training)."""
     import keras
 
-    from nlp_lstm.nextword_model import NextWordModelConfig, build_nextword_model
+    from nlp_lstm.nextword.config import NextWordModelConfig
+    from nlp_lstm.nextword.model import build_nextword_model
 
     words = ("the a movie film was is and of to it this great good bad really not very story acting plot "
              "i me you he she they we but so just one two time way best worst ever seen love hate").split()  # fmt: skip
@@ -406,55 +406,7 @@ def tiny_untrained_model(seed: int = 0) -> tuple[Decoder, WordTokenizer]:
 
 def load_prompt_model(model_dir: str) -> tuple[Decoder, WordTokenizer]:
     """The decoder and tokenizer of a model folder (ModelFolderError if it is not a usable one)."""
-    from nlp_lstm.nextword import load_nextword_folder
+    from nlp_lstm.nextword.model import load_nextword_folder
 
     loaded = load_nextword_folder(model_dir)
     return Decoder(loaded.model, loaded.vocabulary), WordTokenizer(loaded.vocabulary)
-
-
-def add_prompt_arguments(parser: argparse.ArgumentParser) -> None:
-    """Adds the flags of `nlp-lstm prompt` (and scripts/prompt.py) to `parser`."""
-    from nlp_lstm.nextword import DEFAULT_MODEL_DIR
-
-    parser.add_argument("--model", metavar="DIR", default=DEFAULT_MODEL_DIR,
-                        help="the next-word model folder (default: %(default)s)")  # fmt: skip
-    parser.add_argument("-k", "--top-k", type=int, default=3, help="suggestions shown (default: %(default)s)")
-    parser.add_argument(
-        "--more",
-        type=int,
-        default=0,
-        metavar="N",
-        help="pipe mode: also continue each prompt by N words (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--rule",
-        default="greedy",
-        help="how to continue: greedy, 'topk K', 'topp P', 'temp T' or 'beam B' (default: %(default)s)",
-    )
-    parser.add_argument("--seed", type=int, default=None, help="seed of the sampling rules (default: none)")
-    parser.add_argument("--json", action="store_true", help="pipe mode: one JSON object per line")
-    parser.add_argument(
-        "--dry-run", action="store_true", help="use a tiny untrained model and answer one prompt (for CI)"
-    )
-
-
-def run_prompt(args: argparse.Namespace) -> int:
-    """Runs `nlp-lstm prompt`: interactive on a terminal, one prompt per line otherwise."""
-    try:
-        config = PromptConfig(k=args.top_k, more_words=args.more, rule=args.rule, seed=args.seed, json=args.json)
-    except ValueError as error:
-        raise usage_error("nlp-lstm prompt", error) from None
-    decoder, tokenizer = tiny_untrained_model() if args.dry_run else load_prompt_model(args.model)
-    context = TypedContext(decoder, tokenizer)
-    if args.dry_run:
-        return run_pipe(context, ["the movie was"], sys.stdout, replace(config, more_words=config.more_words or 3))
-    if sys.stdin.isatty() and sys.stdout.isatty():
-        return run_interactive(context, config)
-    # Bytes that are not UTF-8 become U+FFFD rather than an exception.
-    stdin = open(sys.stdin.fileno(), encoding="utf-8", errors="replace", closefd=False)
-    try:
-        return run_pipe(context, stdin, sys.stdout, config)
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:  # e.g. `| head`: the reader left; nothing more to say
-        return 0

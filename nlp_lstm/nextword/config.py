@@ -12,22 +12,87 @@ value or an unusable corpus is refused in a second, with exit status 2, before T
 
 from __future__ import annotations
 
-import argparse
 import math
 import re
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from nlp_lstm.checks import check_count, check_positive, positive_int, usage_error
+from nlp_lstm.checks import check_count, check_positive, check_rate, check_seed
 from nlp_lstm.data_config import CorpusConfig, DataError, corpus_split, read_text_files, split_paragraphs
-from nlp_lstm.distribute import StrategyError, add_strategy_arguments, strategy_config_from_args
-from nlp_lstm.model_config import NextWordModelConfig
 
+APP = "nextword"  # config.json's "app"
 DEFAULT_MODEL_DIR = "saved_models/nextword"
+EVALUATION_FILE = "evaluation.json"  # what `evaluate nextword` writes into the model folder
+DEFAULT_TEST_TEXTS = 2_000  # test texts `evaluate nextword` scores
 # `nlp-lstm train nextword` on one machine stops after the epoch when another would pass this many minutes
 # of training: the default budget took 52 min here (epochs of 9.6 to 11.2 min, as the shared machine's
 # speed varies), and the command must stay within the hour with reading and saving.
 DEFAULT_MAX_TRAIN_MINUTES = 55.0
+
+
+@dataclass(frozen=True)
+class NextWordModelConfig:
+    """The shape of the next-word model.
+
+    Args:
+        vocab_size: Rows of the embedding and of the projection (the vocabulary, '' and '[UNK]' included).
+        embedding_dim: Size of a word's embedding.
+        units: Size of each LSTM layer's states.
+        num_layers: LSTM layers, 1 or 2.
+        dropout: Dropout on the embeddings and between layers while training, in [0, 1).
+        tie_embeddings: Use the embedding matrix as the projection's weights (Press & Wolf 2017);
+            needs `embedding_dim == units`. Fewer weights to learn from a small corpus.
+        num_sampled: Candidate words per batch of the sampled-softmax training loss; 0 trains on the
+            full softmax.
+        seed: Seed of the dropout masks and of the candidate draws.
+        carry_batch: 0, or the training batch size: training then starts each batch from the states
+            the batch before ended with (row by row, kept in the `carried_states` weight), for batches
+            whose rows continue each other (`text.make_language_model_streams`). Inference and
+            validation always start from the states they are given, zeros by default.
+
+    Example:
+
+    >>> from nlp_lstm.nextword.config import NextWordModelConfig
+    >>> NextWordModelConfig(vocab_size=50, embedding_dim=8, units=8).state_width
+    2
+    """
+
+    vocab_size: int
+    embedding_dim: int = 256
+    units: int = 256
+    num_layers: int = 1
+    dropout: float = 0.0
+    tie_embeddings: bool = True
+    num_sampled: int = 1024
+    seed: int = 1337
+    carry_batch: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "embedding_dim", "units"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.vocab_size < 3:
+            raise ValueError(f"vocab_size must be >= 3 ('', '[UNK]' and a word), got {self.vocab_size}")
+        if self.num_layers not in (1, 2):
+            raise ValueError(f"num_layers must be 1 or 2, got {self.num_layers!r}")
+        check_rate("dropout", self.dropout)
+        if self.tie_embeddings and self.embedding_dim != self.units:
+            raise ValueError(f"tie_embeddings needs embedding_dim == units, got {self.embedding_dim} and {self.units}")
+        check_count("num_sampled", self.num_sampled, least=0)
+        check_seed("seed", self.seed)
+        if isinstance(self.carry_batch, bool) or not isinstance(self.carry_batch, int) or self.carry_batch < 0:
+            raise ValueError(f"carry_batch must be an integer >= 0, got {self.carry_batch!r}")
+
+    @property
+    def state_width(self) -> int:
+        """How many (batch, units) state tensors the model carries: h and c per layer."""
+        return 2 * self.num_layers
+
+    @property
+    def uses_sampled_softmax(self) -> bool:
+        """Whether training uses the sampled loss (fewer candidates than the vocabulary)."""
+        return 0 < self.num_sampled < self.vocab_size - 1
 
 
 @dataclass(frozen=True)
@@ -56,7 +121,7 @@ class NextWordConfig:
 
     Example:
 
-    >>> from nlp_lstm.nextword_config import NextWordConfig
+    >>> from nlp_lstm.nextword.config import NextWordConfig
     >>> config = NextWordConfig()
     >>> config.steps_per_epoch, config.model_config(20_000).num_sampled
     (1953, 1024)
@@ -122,7 +187,7 @@ def dry_run_config(config: NextWordConfig = NextWordConfig()) -> NextWordConfig:
 
     Example:
 
-    >>> from nlp_lstm.nextword_config import dry_run_config
+    >>> from nlp_lstm.nextword.config import dry_run_config
     >>> config = dry_run_config()
     >>> config.units, config.steps_per_epoch
     (8, 1)
@@ -165,7 +230,7 @@ def not_text_reason(text: str) -> str | None:
 
     Example:
 
-    >>> from nlp_lstm.nextword_config import not_text_reason
+    >>> from nlp_lstm.nextword.config import not_text_reason
     >>> not_text_reason("A film.\\n\\nAnother one."), not_text_reason("ok\\x00")
     (None, 'it holds NUL characters (a binary file?)')
     """
@@ -221,171 +286,15 @@ def check_corpus_files(corpus: CorpusConfig, config: NextWordConfig) -> None:
         )
 
 
-def _minutes(text: str) -> float:
-    """A positive number of minutes, or 'none' for no limit (returned as math.inf)."""
-    if text.strip().lower() == "none":
-        return math.inf
-    value = float(text)
-    if not 0 < value < math.inf:
-        raise argparse.ArgumentTypeError(f"must be > 0 or 'none', got {text}")
-    return value
-
-
 def max_train_minutes(requested: float | None, workers: int) -> float | None:
     """The time limit a train command runs under: the one asked for, else the default on one machine.
 
     Example:
 
-    >>> from nlp_lstm.nextword_config import max_train_minutes
+    >>> from nlp_lstm.nextword.config import max_train_minutes
     >>> [max_train_minutes(asked, workers) for asked, workers in [(None, 1), (None, 2), (30.0, 1), (math.inf, 1)]]
     [55.0, None, 30.0, None]
     """
     if requested is None:
         return None if workers > 1 else DEFAULT_MAX_TRAIN_MINUTES
     return None if math.isinf(requested) else requested
-
-
-def add_corpus_arguments(parser: argparse.ArgumentParser) -> None:
-    """--data, --corpus, --limit: where the text comes from."""
-    parser.add_argument("--data", metavar="PATH", default=None,
-                        help="IMDB reviews: an extracted aclImdb folder or a .tar.gz of it (default: "
-                        "tensorflow-datasets' imdb_reviews)")  # fmt: skip
-    parser.add_argument("--corpus", metavar="FILE", nargs="+", default=None,
-                        help="train on your own UTF-8 text files instead of IMDB (paragraphs are documents; "
-                        "bytes that are not UTF-8 are replaced and counted)")  # fmt: skip
-    parser.add_argument(
-        "--limit",
-        type=positive_int,
-        default=None,
-        help="read at most this many reviews per split (or paragraphs) (default: all)",
-    )
-
-
-def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    """Adds the flags of `nlp-lstm train nextword` (and scripts/train_nextword.py) to `parser`.
-
-    The values are checked where the configs are built (`_configs`), not here.
-    """
-    d = NextWordConfig()
-    default = "(default: %(default)s)"
-    add_corpus_arguments(parser)
-    parser.add_argument("--out", metavar="DIR", default=None,
-                        help=f"the model folder to write (default: {DEFAULT_MODEL_DIR}; with --dry-run a "
-                        f"temporary folder)")  # fmt: skip
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace a finished model in --out (otherwise refused, so that none is lost)",
-    )
-    parser.add_argument("--seed", type=int, default=d.seed, help=f"seed of splits, weights and order {default}")
-    parser.add_argument(
-        "--val-fraction",
-        type=float,
-        default=CorpusConfig().val_fraction,
-        help=f"fraction of the labelled train reviews (or paragraphs) for validation {default}",
-    )
-    parser.add_argument(
-        "--max-tokens",
-        type=positive_int,
-        default=d.max_tokens,
-        help=f"vocabulary size, counting padding, [UNK] and [BOS] {default}",
-    )
-    parser.add_argument(
-        "--embedding-dim", type=positive_int, default=d.embedding_dim, help=f"word vector size {default}"
-    )
-    parser.add_argument("--units", type=positive_int, default=d.units, help=f"LSTM units per layer {default}")
-    parser.add_argument("--layers", type=int, choices=(1, 2), default=d.num_layers, help=f"LSTM layers {default}")
-    parser.add_argument("--dropout", type=float, default=d.dropout, help=f"dropout between layers {default}")
-    parser.add_argument(
-        "--no-tie-embeddings",
-        action="store_true",
-        help="give the output projection its own weights (default: the embedding matrix)",
-    )
-    parser.add_argument(
-        "--num-sampled",
-        type=int,
-        default=d.num_sampled,
-        help=f"candidate words of the sampled-softmax loss; 0 for the full softmax {default}",
-    )
-    parser.add_argument("--window", type=positive_int, default=d.window, help=f"tokens per sequence {default}")
-    parser.add_argument("--batch-size", type=positive_int, default=d.batch_size, help=f"sequences per batch {default}")
-    parser.add_argument(
-        "--train-tokens",
-        type=positive_int,
-        default=d.train_tokens,
-        help=f"tokens to train on in all: the time budget {default}",
-    )
-    parser.add_argument(
-        "--epochs",
-        type=positive_int,
-        default=d.epochs,
-        help=f"validations (with checkpoint and curves) along the way {default}",
-    )
-    parser.add_argument("--learning-rate", type=float, default=d.learning_rate, help=f"Adam's peak rate {default}")
-    parser.add_argument(
-        "--patience", type=int, default=d.patience, help=f"epochs without a better val loss before stopping {default}"
-    )
-    parser.add_argument(
-        "--backup-every",
-        type=positive_int,
-        default=d.backup_every,
-        help=f"back up the training state every this many steps {default}",
-    )
-    parser.add_argument(
-        "--max-train-minutes",
-        type=_minutes,
-        default=None,
-        metavar="MINUTES",
-        help=f"stop after the epoch when another would take training past this many minutes; "
-        f"'none' for no limit (default: {DEFAULT_MAX_TRAIN_MINUTES:g} on one machine, so that "
-        f"the default run stays within the hour on a slow day; none in a multi-worker cluster)",
-    )
-    parser.add_argument(
-        "--carry-states",
-        action="store_true",
-        help="rows continue each other from batch to batch and carry their states (one device)",
-    )
-    add_strategy_arguments(parser)
-    parser.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="train a tiny model for one step on a handful of texts, in seconds (for CI)",
-    )
-
-
-def _configs(args: argparse.Namespace) -> tuple[CorpusConfig, NextWordConfig]:
-    """The configs of `nlp-lstm train nextword`'s flags, checked (with the --corpus files) before TensorFlow loads.
-
-    A bad value exits with status 2 and one line; a corpus that cannot train raises DataError.
-    """
-    try:
-        config = NextWordConfig(
-            max_tokens=args.max_tokens, embedding_dim=args.embedding_dim, units=args.units, num_layers=args.layers,
-            dropout=args.dropout, tie_embeddings=not args.no_tie_embeddings, num_sampled=args.num_sampled,
-            window=args.window, batch_size=args.batch_size, train_tokens=args.train_tokens, epochs=args.epochs,
-            learning_rate=args.learning_rate, patience=args.patience, seed=args.seed, backup_every=args.backup_every,
-            carry_states=args.carry_states,
-        )  # fmt: skip
-        if args.dry_run:
-            config = dry_run_config(config)
-        if config.carry_states and args.strategy != "default":
-            raise ValueError(f"--carry-states trains on one device, not with --strategy {args.strategy}")
-        corpus = CorpusConfig(
-            data=args.data, files=tuple(args.corpus or ()), seed=args.seed, val_fraction=args.val_fraction,
-            limit=args.limit,
-        )  # fmt: skip
-        if args.dry_run:  # the user's values are checked above, the dry run's below
-            corpus = replace(corpus, val_fraction=max(corpus.val_fraction, 0.25), limit=corpus.limit or 16)
-        strategy_config_from_args(args)  # checks --devices and --cluster-timeout
-    except (ValueError, StrategyError) as error:
-        raise usage_error("nlp-lstm train nextword", error) from None
-    check_corpus_files(corpus, config)
-    return corpus, config
-
-
-def check_train_arguments(args: argparse.Namespace) -> None:
-    """Builds and checks the configs of `nlp-lstm train nextword` before TensorFlow loads, into `args.configs`.
-
-    The command line calls it between parsing and importing `nlp_lstm.nextword`; `run_train` uses what it kept.
-    """
-    args.configs = _configs(args)

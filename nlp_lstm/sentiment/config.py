@@ -13,6 +13,9 @@ from typing import Any
 
 from nlp_lstm.checks import check_count, check_positive, check_rate, check_seed
 
+APP = "sentiment"  # config.json's "app"
+DEFAULT_MODEL_DIR = "saved_models/sentiment"
+
 LEARNING_RATE_DECAYS = ("cosine", "none")
 
 
@@ -46,7 +49,7 @@ class SentimentConfig:
 
     Example:
 
-    >>> from nlp_lstm.sentiment_config import SentimentConfig
+    >>> from nlp_lstm.sentiment.config import SentimentConfig
     >>> SentimentConfig(units=32).units, SentimentConfig.from_dict({"units": 8}).units
     (32, 8)
     """
@@ -102,7 +105,7 @@ def dry_run_config(config: SentimentConfig = SentimentConfig()) -> SentimentConf
 
     Example:
 
-    >>> from nlp_lstm.sentiment_config import SentimentConfig, dry_run_config
+    >>> from nlp_lstm.sentiment.config import SentimentConfig, dry_run_config
     >>> dry_run_config(SentimentConfig(seed=7)).units, dry_run_config(SentimentConfig(seed=7)).seed
     (4, 7)
     """

@@ -26,8 +26,11 @@ array to reorder for beam search, to stack in the prompt's history, and to put i
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
 
 import keras
 from keras import ops
@@ -35,8 +38,26 @@ from keras import ops
 # Keras's own helper (no public name): divides by the replicas in sync under tf.distribute, a no-op elsewhere.
 from keras.src.losses.loss import scale_loss_for_distribution
 
+from nlp_lstm.data_config import CorpusConfig
 from nlp_lstm.layers import LSTM
-from nlp_lstm.model_config import NextWordModelConfig  # noqa: F401  (re-exported)
+from nlp_lstm.nextword.config import (
+    APP,
+    DEFAULT_MODEL_DIR,
+    NextWordConfig,
+    NextWordModelConfig,  # noqa: F401  (re-exported)
+)
+from nlp_lstm.run_folder import (
+    CONFIG_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    VOCABULARY_FILE,
+    ModelFolderError,
+    check_vocabulary,
+    read_model_config,
+    require_files,
+    retrain_hint,
+)
+from nlp_lstm.text import BOUNDARY_TOKEN, load_vocabulary
 
 
 def log_uniform_log_expected_count(ids, vocab_size: int, num_sampled: int):
@@ -63,7 +84,7 @@ def sampled_softmax_loss(features, targets, output_embeddings, output_bias, num_
     Example:
 
     >>> import numpy as np
-    >>> from nlp_lstm.nextword_model import sampled_softmax_loss
+    >>> from nlp_lstm.nextword.model import sampled_softmax_loss
     >>> rng = np.random.default_rng(0)
     >>> features = rng.normal(size=(2, 3, 4)).astype("float32")
     >>> weights, bias = rng.normal(size=(50, 4)).astype("float32"), np.zeros(50, "float32")
@@ -101,7 +122,8 @@ class NextWordModel(keras.Model):
     Example:
 
     >>> import numpy as np
-    >>> from nlp_lstm.nextword_model import NextWordModelConfig, build_nextword_model
+    >>> from nlp_lstm.nextword.config import NextWordModelConfig
+    >>> from nlp_lstm.nextword.model import build_nextword_model
     >>> model = build_nextword_model(NextWordModelConfig(vocab_size=50, embedding_dim=8, units=8))
     >>> features, states = model.features(np.array([[2, 5, 7]]))
     >>> tuple(features.shape), tuple(model.logits(features).shape), tuple(states.shape)
@@ -246,7 +268,8 @@ def build_nextword_model(config: NextWordModelConfig) -> NextWordModel:
 
     Example:
 
-    >>> from nlp_lstm.nextword_model import NextWordModelConfig, build_nextword_model
+    >>> from nlp_lstm.nextword.config import NextWordModelConfig
+    >>> from nlp_lstm.nextword.model import build_nextword_model
     >>> model = build_nextword_model(NextWordModelConfig(vocab_size=50, embedding_dim=8, units=8))
     >>> model.count_params()  # 50 * 8 embedding (also the projection) + 8 * 32 + 8 * 32 + 32 + 50 bias
     994
@@ -254,3 +277,68 @@ def build_nextword_model(config: NextWordModelConfig) -> NextWordModel:
     model = NextWordModel(**asdict(config), name="nextword")
     model.build((None, None))
     return model
+
+
+@dataclass(frozen=True)
+class NextWordFolder:
+    """A loaded model folder: the model, its vocabulary, its configs and where it lives."""
+
+    model: NextWordModel
+    vocabulary: list[str]
+    config: NextWordConfig
+    corpus: CorpusConfig
+    folder: Path
+    metrics: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+def load_nextword_folder(model_dir: str = DEFAULT_MODEL_DIR) -> NextWordFolder:
+    """Loads and checks a next-word model folder.
+
+    Raises:
+        ModelFolderError: The folder is missing, is another app's, lacks a file, or a file is damaged.
+
+    Example (``model_dir``: a folder a tiny training wrote):
+
+    >>> from nlp_lstm.nextword.model import load_nextword_folder
+    >>> loaded = load_nextword_folder(model_dir)
+    >>> len(loaded.vocabulary) == loaded.model.config.vocab_size
+    True
+    """
+    folder = Path(model_dir).expanduser()
+    saved = read_model_config(folder, APP)
+    require_files(folder, (MODEL_FILE, VOCABULARY_FILE), saved)
+    check_vocabulary(folder, saved)
+    try:
+        config = NextWordConfig.from_dict(saved["nextword"])
+        corpus = CorpusConfig(**saved["corpus"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise ModelFolderError(f"{folder / CONFIG_FILE} has no valid next-word config ({error})") from error
+    try:
+        vocabulary = load_vocabulary(folder / VOCABULARY_FILE)
+    except (OSError, ValueError) as error:
+        raise ModelFolderError(f"cannot read {folder / VOCABULARY_FILE} ({error})") from error
+    try:
+        model = keras.models.load_model(folder / MODEL_FILE, compile=False)
+    except Exception as error:  # Keras raises many kinds for a damaged file; all mean the same here
+        raise ModelFolderError(
+            f"cannot load {folder / MODEL_FILE} ({type(error).__name__}); the file is damaged: train again "
+            f"({retrain_hint(folder, saved, APP)})"
+        ) from error
+    if not isinstance(model, NextWordModel):
+        raise ModelFolderError(f"{folder / MODEL_FILE} is not a next-word model")
+    if model.config.vocab_size != len(vocabulary):
+        raise ModelFolderError(
+            f"{folder / VOCABULARY_FILE} has {len(vocabulary)} tokens but the model has {model.config.vocab_size}: "
+            f"the files come from different training runs"
+        )
+    if BOUNDARY_TOKEN not in vocabulary:
+        raise ModelFolderError(f"{folder / VOCABULARY_FILE} lacks the boundary token {BOUNDARY_TOKEN}")
+    metrics: dict[str, Any] = {}
+    try:
+        metrics = json.loads((folder / METRICS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        pass  # a folder whose training was cut short has no metrics yet; the model still works
+    return NextWordFolder(model, vocabulary, config, corpus, folder, metrics)
+
+
+# ---- command line: `nlp-lstm train nextword`, `nlp-lstm evaluate nextword` (and scripts/) ----

@@ -45,7 +45,8 @@ def load_corpus(config: CorpusConfig, verbose: bool = True) -> Corpus:
 
     Example (``acl_imdb``: a tiny aclImdb folder the test makes):
 
-    >>> from nlp_lstm.corpus import CorpusConfig, load_corpus
+    >>> from nlp_lstm.data_config import CorpusConfig
+    >>> from nlp_lstm.nextword.corpus import load_corpus
     >>> load_corpus(CorpusConfig(data=acl_imdb, val_fraction=0.25), verbose=False).sizes
     {'train': 9, 'val': 2, 'test': 4}
     """

@@ -1,0 +1,36 @@
+"""What every command of `nlp-lstm` shares: a few flag types and flags, and the dry run's sizes."""
+
+from __future__ import annotations
+
+import argparse
+
+DRY_RUN_LIMIT = 16  # reviews per split in a dry run
+
+
+def fraction(text: str) -> float:
+    """A number in [0, 1) (argparse type).
+
+    Example:
+
+    >>> from nlp_lstm.cli.common import fraction
+    >>> fraction("0.25")
+    0.25
+    """
+    value = float(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
+def add_data_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    """--data: an aclImdb folder or archive, else tensorflow-datasets' imdb_reviews."""
+    parser.add_argument(
+        "--data", metavar="PATH", default=None,
+        help=f"{what}: an extracted aclImdb folder or a .tar.gz of it (default: tensorflow-datasets' "
+        f"imdb_reviews, downloaded on first use)",
+    )  # fmt: skip
+
+
+def add_dry_run_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    """--dry-run: the same code on a handful of examples and a tiny model, in seconds (for CI)."""
+    parser.add_argument("--dry-run", action="store_true", help=f"{what}, in seconds (for CI)")

@@ -1,0 +1,1 @@
+"""The IMDB sentiment app."""
