@@ -35,11 +35,10 @@ from typing import BinaryIO
 import numpy as np
 import tensorflow as tf
 
-from nlp_lstm.data_config import (  # noqa: F401  (DataConfig, DataError and read_text_files are re-exported)
+from nlp_lstm.data_config import (
     DataConfig,
     DataError,
     decode_text,
-    read_text_files,
 )
 
 LABEL_NAMES: tuple[str, ...] = ("neg", "pos")  # index = label: neg = 0, pos = 1

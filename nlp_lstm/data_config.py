@@ -1,12 +1,12 @@
 """Where the text comes from and how it is split: the data configs, in plain Python (no TensorFlow).
 
     DataConfig    the IMDB reviews of the sentiment app (`nlp_lstm.data.load_imdb` reads them)
-    CorpusConfig  the next-word app's text: IMDB, or the user's own files (`nlp_lstm.corpus.load_corpus`)
+    CorpusConfig  the next-word app's text: IMDB, or the user's own files (`nlp_lstm.nextword.corpus.load_corpus`)
     DataError     a data source that cannot be read (or cannot be split as asked)
 
 The command line builds these configs, and reads the user's own corpus files with `read_text_files`
 and `corpus_split`, before TensorFlow is imported, so a bad value or a corpus that cannot train
-is refused in a second. `nlp_lstm.data` and `nlp_lstm.corpus` re-export every name here.
+is refused in a second. `nlp_lstm.data` and `nlp_lstm.nextword.corpus` re-export every name here.
 """
 
 from __future__ import annotations

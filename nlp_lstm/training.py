@@ -56,28 +56,23 @@ import tensorflow as tf
 
 from nlp_lstm import faults
 from nlp_lstm.distribute import Role, StrategyError, role_of, share_from_chief
-from nlp_lstm.files import atomic_replace, atomic_write_text  # noqa: F401  (re-exported)
+from nlp_lstm.files import atomic_replace, atomic_write_text
 from nlp_lstm.progress import ProgressCallback
-from nlp_lstm.run_folder import (  # noqa: F401  (re-exported: the apps import the folder's names from here)
+from nlp_lstm.run_folder import (
     BACKUP_DIR,
     BACKUP_STATE_FILE,
     CHECKPOINT_FILE,
-    CONFIG_FILE,
     CURVES_FILE,
     HISTORY_FILE,
     LOGS_DIR,
-    METRICS_FILE,
     MODEL_FILE,
     VOCABULARY_FILE,
     VOCABULARY_HASH_KEY,
-    ModelFolderError,
     OutputFolderError,
     TrainingDiverged,
     has_backup,
     lock_folder,
-    read_model_config,
     remove_stale_temporaries,
-    require_files,
     vocabulary_sha256,
 )
 from nlp_lstm.text import VectorizerConfig, load_vocabulary, save_vocabulary, vectorizer_from_vocabulary

@@ -5,6 +5,7 @@ And what predict does with a text it cannot judge, and how it prints control cha
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import subprocess
@@ -15,7 +16,7 @@ import pytest
 from conftest import write_tiny_aclimdb
 
 from nlp_lstm.checks import check_seed
-from nlp_lstm.cli import main
+from nlp_lstm.cli import build_parser, main
 from nlp_lstm.cli.sentiment import shown_text
 from nlp_lstm.data_config import CorpusConfig, DataConfig, DataError
 from nlp_lstm.distribute import StrategyConfig, StrategyError
@@ -359,3 +360,76 @@ def test_predict_prints_none_and_escapes_control_characters(trained, capsys):
     assert not any(character in out for character in "\x1b\x00\x07")
     assert err == ("nlp-lstm: note: 2 of 5 text(s) hold no word the model knows (empty, or every word out of its "
                    "vocabulary): labelled none, without a probability\n")  # fmt: skip
+
+
+# ---- every command, every flag: generated from the parser itself, so a new flag is covered when it is added ----
+
+MISSING = "/nonexistent/nlp-lstm-test"
+PATH_FLAGS = {"--data", "--model", "--corpus"}
+# (flag, value) pairs that are legal by design: the command then stops at the missing file its base names.
+LEGAL = {("--seed", "0"), ("--patience", "0"), ("--ngram-buckets", "0"), ("--embedding-dropout", "0"),
+         ("--head-dropout", "0"), ("--dropout", "0"), ("--num-sampled", "0"), ("--test-texts", "0"), ("--more", "0"),
+         ("--val-fraction", "0", "train sentiment")}  # fmt: skip
+# What a refusal calls a flag when it names the config field rather than the flag.
+FIELD_NAMES = {"--top-k": "k must be", "--more": "more_words", "--rule": "unknown rule", "--cluster-timeout": "timeout"}
+
+
+def every_command() -> list[tuple[list[str], argparse.ArgumentParser]]:
+    commands = []
+    top = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for name, parser in top.choices.items():
+        apps = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        commands += [([name, app], sub) for app, sub in apps[0].choices.items()] if apps else [([name], parser)]
+    return commands
+
+
+def bad_value_cases() -> list[tuple[list[str], str, str]]:
+    """(command, flag, value): a negative, a zero and a word for each number, an unknown choice, a missing file."""
+    cases = []
+    for command, parser in every_command():
+        for action in parser._actions:
+            if not action.option_strings or action.nargs == 0 or action.option_strings[-1] == "--out":
+                continue
+            flag = action.option_strings[-1]
+            if flag in PATH_FLAGS:
+                values = [MISSING]
+            elif action.choices:
+                values = ["nope"]
+            else:
+                values = ["-1", "0", "abc"]
+            cases += [(command, flag, value) for value in values]
+    return cases
+
+
+def test_the_generated_cases_cover_every_command_and_kind():
+    cases = bad_value_cases()
+    assert {" ".join(c) for c, _, _ in cases} == {"train sentiment", "train nextword", "evaluate sentiment",
+                                                  "evaluate nextword", "predict", "prompt", "export"}  # fmt: skip
+    assert {v for _, _, v in cases} == {MISSING, "nope", "-1", "0", "abc"} and len(cases) > 120
+
+
+@pytest.mark.parametrize(
+    "command, flag, value", bad_value_cases(), ids=lambda v: " ".join(v) if isinstance(v, list) else v
+)
+def test_every_command_refuses_every_bad_value_in_one_line(command, flag, value, capsys, tmp_path):
+    """A refusal is one line (after argparse's usage) naming the flag, exit status 2, no traceback; a value
+    that is legal by design gets through to the missing file the command was pointed at, told in one line."""
+    name = " ".join(command)
+    # Each command is pointed at a missing file, so that a value wrongly accepted meets that, not real work.
+    base = {"train sentiment": ["--data", MISSING], "train nextword": ["--corpus", MISSING]}.get(
+        name, ["--model", MISSING]
+    )
+    out = ["--out", str(tmp_path / "export")] if command == ["export"] else []
+    argv = [*command, *([] if flag in PATH_FLAGS else base), *out, flag, value]
+    status, err = run_main(argv, capsys)
+    last = err.splitlines()[-1] if err else ""
+    assert status == 2 and "Traceback" not in err, err
+    assert err.count("\n") == 1 or err.startswith("usage: nlp-lstm"), err
+    assert last.startswith("nlp-lstm"), err
+    if value == MISSING:
+        assert MISSING in last or "saved_models/" in last  # evaluate/predict --data: the default model is missing
+    elif (flag, value) in LEGAL or (flag, value, name) in LEGAL:
+        assert MISSING in last, f"{flag} {value} is legal: the command should have reached the missing file"
+    else:
+        names = {flag, flag.lstrip("-").replace("-", "_"), FIELD_NAMES.get(flag, flag)}
+        assert any(n in last for n in names), f"the refusal does not name {flag}: {last}"

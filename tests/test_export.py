@@ -1,4 +1,4 @@
-"""Tests of nlp_lstm.export: the SavedModel serves with TensorFlow alone and matches the Keras model."""
+"""Tests of nlp_lstm.sentiment.export: the SavedModel serves with TensorFlow alone and matches the Keras model."""
 
 from __future__ import annotations
 

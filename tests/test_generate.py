@@ -1,4 +1,4 @@
-"""Tests of nlp_lstm.generate: the state-carrying decoder, the next-token rules, the generation loop."""
+"""Tests of nlp_lstm.nextword.generate: the state-carrying decoder, the next-token rules, the generation loop."""
 
 from __future__ import annotations
 

@@ -286,7 +286,7 @@ def test_evaluate_command_and_bench_script(trained_dir, acl_imdb, capsys):
     assert run_script("bench_nextword.py", ["--dry-run", "--data", acl_imdb]) == 0  # trains a tiny model first
     assert "test texts: 4" in capsys.readouterr().out
     assert run_script("bench_nextword.py", ["--model", acl_imdb]) == 2  # not a model folder: one line, status 2
-    assert capsys.readouterr().err.startswith("error: ")
+    assert capsys.readouterr().err.startswith("nlp-lstm: error: ")  # the one error policy of nlp-lstm
 
 
 def test_docstring_examples_run(trained_dir, acl_imdb):

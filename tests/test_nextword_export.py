@@ -1,4 +1,4 @@
-"""Tests of nlp_lstm.nextword_export: the SavedModel loads with TensorFlow alone and equals the model."""
+"""Tests of nlp_lstm.nextword.export: the SavedModel loads with TensorFlow alone and equals the model."""
 
 from __future__ import annotations
 

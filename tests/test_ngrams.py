@@ -1,4 +1,4 @@
-"""Tests of nlp_lstm.ngrams, the sentiment model's NBSVM member over words and hashed word pairs."""
+"""Tests of nlp_lstm.sentiment.ngrams, the sentiment model's NBSVM member over words and hashed word pairs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests of nlp_lstm.prompt: the typed context, the commands, pipe mode (a subprocess), the live prompt."""
+"""Tests of nlp_lstm.nextword.prompt: the typed context, the commands, pipe mode (a subprocess), the live prompt."""
 
 from __future__ import annotations
 

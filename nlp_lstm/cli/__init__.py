@@ -117,7 +117,3 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         unquiet()
         unlock_all()  # a command run in-process (tests, notebooks) leaves no folder locked
-
-
-if __name__ == "__main__":
-    sys.exit(main())

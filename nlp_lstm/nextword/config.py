@@ -102,7 +102,7 @@ class NextWordConfig:
     Args:
         max_tokens: Vocabulary size, counting '' (padding), '[UNK]' and '[BOS]' (the review boundary).
         embedding_dim, units, num_layers, dropout, tie_embeddings, num_sampled: The model
-            (`nextword_model.NextWordModelConfig`).
+            (`nextword.model.NextWordModelConfig`).
         window: Tokens per training sequence (truncated backpropagation through time).
         batch_size: Sequences per batch.
         train_tokens: Tokens to train on in all (the time budget); the corpus is sampled, shuffled.
@@ -247,7 +247,7 @@ def not_text_reason(text: str) -> str | None:
 def check_corpus_files(corpus: CorpusConfig, config: NextWordConfig) -> None:
     """Refuses --corpus files that are not text, or too small to fill a validation window and a training batch.
 
-    Reads the files in plain Python, as `nlp_lstm.corpus.load_corpus` will (same paragraphs, same seeded
+    Reads the files in plain Python, as `nlp_lstm.nextword.corpus.load_corpus` will (same paragraphs, same seeded
     split), and counts tokens as the model will read them. An IMDB corpus (no files) is not checked.
 
     Raises:

@@ -16,10 +16,9 @@ from dataclasses import dataclass
 import tensorflow as tf
 
 from nlp_lstm.data import load_imdb
-from nlp_lstm.data_config import (  # noqa: F401  (CorpusConfig, DataError and split_paragraphs are re-exported)
+from nlp_lstm.data_config import (
     CorpusConfig,
     DataConfig,
-    DataError,
     corpus_split,
     read_text_files,
     split_paragraphs,

@@ -11,8 +11,8 @@ Conventions, the same for the model and the baseline:
 - the top-k candidates are the words the prompt can suggest: '', [UNK] and [BOS] are never among them.
 
 The baseline is an interpolated Kneser-Ney trigram trained on the model's training texts with the
-model's vocabulary (`nlp_lstm.kn_trigram`), counted by the same `NextWordMetrics`
-(`nlp_lstm.nextword_metrics`).
+model's vocabulary (`nlp_lstm.nextword.kn_trigram`), counted by the same `NextWordMetrics`
+(`nlp_lstm.nextword.metrics`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import tensorflow as tf
 from nlp_lstm.nextword.config import DEFAULT_TEST_TEXTS, EVALUATION_FILE
 from nlp_lstm.nextword.corpus import load_corpus
 from nlp_lstm.nextword.generate import NEVER_SUGGESTED
-from nlp_lstm.nextword.metrics import TOP_K, NextWordMetrics  # noqa: F401  (re-exported)
+from nlp_lstm.nextword.metrics import TOP_K, NextWordMetrics
 from nlp_lstm.nextword.model import NextWordModel, load_nextword_folder
 from nlp_lstm.progress import Progress
 from nlp_lstm.text import BOUNDARY_TOKEN, VectorizerConfig, vectorizer_from_vocabulary
@@ -134,7 +134,7 @@ def evaluate_nextword(
     Args:
         model_dir: The model folder.
         test_texts: Score the first this many test texts of the seeded order (None: all).
-        baseline: A class like `nlp_lstm.kn_trigram.KneserNeyTrigram` (`(vocab_size, banned_ids)`,
+        baseline: A class like `nlp_lstm.nextword.kn_trigram.KneserNeyTrigram` (`(vocab_size, banned_ids)`,
             `.fit(sequences)`, `.score(sequences) -> NextWordMetrics`); None scores the model alone.
         data: Read IMDB from here instead of the path the model was trained from.
 

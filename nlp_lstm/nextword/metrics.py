@@ -1,6 +1,6 @@
 """What the next-word evaluation counts, for the model and the baseline alike: perplexity, top-1, top-3.
 
-Lowest of the evaluation modules: `nlp_lstm.nextword_eval` (the model) and `nlp_lstm.kn_trigram`
+Lowest of the evaluation modules: `nlp_lstm.nextword.evaluate` (the model) and `nlp_lstm.nextword.kn_trigram`
 (the baseline) both count with `NextWordMetrics`.
 """
 

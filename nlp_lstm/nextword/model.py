@@ -44,7 +44,7 @@ from nlp_lstm.nextword.config import (
     APP,
     DEFAULT_MODEL_DIR,
     NextWordConfig,
-    NextWordModelConfig,  # noqa: F401  (re-exported)
+    NextWordModelConfig,
 )
 from nlp_lstm.run_folder import (
     CONFIG_FILE,

@@ -2,11 +2,11 @@
 
     texts --(nextword.load_corpus: IMDB train + unsup, or --corpus files)--> train / val / test texts
           --(text.build_vectorizer, once; text.make_language_model_dataset)--> (ids, next ids) windows
-          --(nextword_model.NextWordModel, sampled-softmax loss)--> training.fit --> model folder
+          --(nextword.model.NextWordModel, sampled-softmax loss)--> training.fit --> model folder
           --(nextword_eval)--> perplexity, top-1, top-3 on held-out test texts
 
 A model folder (default saved_models/nextword/) holds model.keras, vocabulary.txt, config.json
-("app": "nextword", its NextWordConfig and CorpusConfig: nlp_lstm.nextword_config and
+("app": "nextword", its NextWordConfig and CorpusConfig: nlp_lstm.nextword.config and
 nlp_lstm.data_config, which import no TensorFlow), metrics.json and what `nlp_lstm.training.fit`
 writes (history.csv, curves.png, logs/). `nlp-lstm evaluate nextword` adds
 evaluation.json; `nlp-lstm prompt` and `nlp-lstm export` read the folder back.
@@ -57,10 +57,9 @@ from nlp_lstm.nextword.config import (
     APP,
     DEFAULT_MODEL_DIR,
     NextWordConfig,
-    NextWordModelConfig,  # noqa: F401
 )
 from nlp_lstm.nextword.corpus import load_corpus
-from nlp_lstm.nextword.model import NextWordModel, build_nextword_model  # noqa: F401
+from nlp_lstm.nextword.model import NextWordModel, build_nextword_model
 from nlp_lstm.run_folder import (
     CONFIG_FILE,
     METRICS_FILE,

@@ -29,7 +29,7 @@ class SentimentConfig:
         embedding_dim: Size of the word vectors.
         units: LSTM units per direction.
         ngram_buckets: Hash buckets for the word pairs of the n-gram member, NBSVM's logistic regression
-            on the words and word pairs of a review, averaged with the BiLSTMs (`nlp_lstm.ngrams`); 0: no
+            on the words and word pairs of a review, averaged with the BiLSTMs (`nlp_lstm.sentiment.ngrams`); 0: no
             n-gram member. Measured alone on IMDB validation: 91.4% with 2**20 buckets, 91.7% with 2**22,
             91.8% with every pair its own feature.
         ngram_c: Inverse strength of the n-gram member's L2 penalty (liblinear's C).

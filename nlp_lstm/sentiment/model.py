@@ -7,7 +7,7 @@
          --Dropout, Dense(1, sigmoid)--> P(pos) (batch, 1)
 
 With `SentimentConfig.ngram_buckets` > 0 (the default) a second member follows the BiLSTM: NBSVM's
-logistic regression on the review's words and hashed word pairs (`nlp_lstm.ngrams`, layers named
+logistic regression on the review's words and hashed word pairs (`nlp_lstm.sentiment.ngrams`, layers named
 "ngram_*"), fitted once on the training split before the BiLSTM trains, then fixed. The model outputs
 both probabilities (batch, 2) and P(pos) is their mean (`positive_probability`). It reads the same
 token ids, so the pipeline, the vocabulary and the export are unchanged.

@@ -45,6 +45,21 @@ class SentimentModel:
     folder: Path
     data_source: str | None = None
 
+    def predict(self, texts: str | bytes | Iterable[str | bytes], batch_size: int = 64) -> list[Prediction]:
+        """Labels each text: a list of `Prediction(label, probability, judged)`, one per text, in order.
+
+        A single string is one text. Any text works: empty, huge, not UTF-8, any script; one with no
+        word the model knows is not judged: ("none", NaN, False).
+
+        Example (``model_dir``: a folder a tiny training wrote):
+
+        >>> import nlp_lstm
+        >>> verdict, = nlp_lstm.sentiment.load(model_dir).predict("Not bad at all.")
+        >>> verdict.label in ("neg", "pos"), 0 <= verdict.probability <= 1, verdict.judged
+        (True, True, True)
+        """
+        return predict_sentiment(self, [texts] if isinstance(texts, str | bytes) else texts, batch_size)
+
 
 def load_sentiment_model(model_dir: str | os.PathLike = DEFAULT_MODEL_DIR) -> SentimentModel:
     """Loads and checks a sentiment model folder.

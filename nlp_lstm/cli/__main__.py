@@ -1,0 +1,7 @@
+"""`python -m nlp_lstm.cli`: the same as `nlp-lstm`."""
+
+import sys
+
+from nlp_lstm.cli import main
+
+sys.exit(main())
