@@ -29,7 +29,7 @@ import importlib
 import sys
 from typing import Any
 
-__version__ = "0.2.0"
+from nlp_lstm._version import __version__
 
 # Modules whose classes Keras must find by name when it loads a saved model.
 _CUSTOM_OBJECT_MODULES = ("nlp_lstm.cell", "nlp_lstm.layers", "nlp_lstm.sentiment.model", "nlp_lstm.nextword.model")

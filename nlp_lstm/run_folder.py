@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nlp_lstm import __version__
+from nlp_lstm._version import __version__
 
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"

@@ -15,7 +15,7 @@ import tensorflow as tf
 from conftest import write_tiny_aclimdb
 from sentiment_helpers import tiny_sentiment_model
 
-from nlp_lstm import __version__
+from nlp_lstm._version import __version__
 from nlp_lstm.data import load_imdb
 from nlp_lstm.data_config import DataConfig, DataError
 from nlp_lstm.run_folder import ModelFolderError, OutputFolderError

@@ -31,7 +31,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from nlp_lstm import __version__
+from nlp_lstm._version import __version__
 from nlp_lstm.cli import export, nextword, sentiment
 from nlp_lstm.console import VERBOSE_ENV, quiet_tensorflow
 from nlp_lstm.data_config import DataError

@@ -28,17 +28,12 @@ import tensorflow as tf
 
 from nlp_lstm.nextword.config import DEFAULT_TEST_TEXTS, EVALUATION_FILE
 from nlp_lstm.nextword.corpus import load_corpus
-from nlp_lstm.nextword.generate import NEVER_SUGGESTED
+from nlp_lstm.nextword.generate import banned_ids
 from nlp_lstm.nextword.metrics import TOP_K, NextWordMetrics
 from nlp_lstm.nextword.model import NextWordModel, load_nextword_folder
 from nlp_lstm.progress import Progress
 from nlp_lstm.text import BOUNDARY_TOKEN, VectorizerConfig, vectorizer_from_vocabulary
 from nlp_lstm.training import atomic_write_json
-
-
-def banned_ids(vocabulary: Sequence[str]) -> np.ndarray:
-    """Ids of the tokens never suggested: '', [UNK], [BOS]."""
-    return np.array([i for i, token in enumerate(vocabulary) if token in NEVER_SUGGESTED], np.int64)
 
 
 def token_sequences(texts: Iterable[str | bytes] | tf.data.Dataset, vocabulary: Sequence[str]) -> list[np.ndarray]:

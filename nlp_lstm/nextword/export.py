@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from nlp_lstm.nextword.config import DEFAULT_MODEL_DIR
-from nlp_lstm.nextword.generate import NEVER_SUGGESTED
+from nlp_lstm.nextword.generate import banned_ids
 from nlp_lstm.nextword.model import load_nextword_folder
 from nlp_lstm.run_folder import VOCABULARY_FILE
 from nlp_lstm.serving import write_next_version, write_string_archive
@@ -66,11 +66,12 @@ def export_nextword(
     loaded = load_nextword_folder(model_dir)
     model, vocabulary = loaded.model, loaded.vocabulary
     config = model.config
-    k = min(top_k, sum(token not in NEVER_SUGGESTED for token in vocabulary))
+    banned = banned_ids(vocabulary)
+    k = min(top_k, len(vocabulary) - len(banned))
     vectorizer = vectorizer_from_vocabulary(vocabulary, VectorizerConfig(None))
     boundary_id = vocabulary.index(BOUNDARY_TOKEN)
     ban = np.zeros(len(vocabulary), np.float32)
-    ban[[i for i, token in enumerate(vocabulary) if token in NEVER_SUGGESTED]] = -np.inf
+    ban[banned] = -np.inf
     ban = tf.constant(ban)  # (vocab,)
     words_table = tf.constant(vocabulary, tf.string)  # (vocab,)
 

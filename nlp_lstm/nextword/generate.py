@@ -31,6 +31,18 @@ from nlp_lstm.text import BOUNDARY_TOKEN, OOV_TOKEN, PAD_TOKEN, VectorizerConfig
 NEVER_SUGGESTED = (PAD_TOKEN, OOV_TOKEN, BOUNDARY_TOKEN)
 
 
+def banned_ids(vocabulary: Sequence[str]) -> np.ndarray:
+    """Ids of the tokens never suggested ('', [UNK], [BOS]): the prompt, evaluation and the export ban the same.
+
+    Example:
+
+    >>> from nlp_lstm.nextword.generate import banned_ids
+    >>> banned_ids(["", "[UNK]", "[BOS]", "the", "movie"]).tolist()
+    [0, 1, 2]
+    """
+    return np.array([i for i, token in enumerate(vocabulary) if token in NEVER_SUGGESTED], np.int64)
+
+
 class WordTokenizer:
     """Text -> token ids with the model's own vocabulary and `nlp_lstm.text.standardize`.
 
@@ -91,7 +103,7 @@ class Decoder:
         if BOUNDARY_TOKEN not in self.vocabulary:
             raise ValueError(f"the vocabulary has no boundary token {BOUNDARY_TOKEN!r}")
         self.boundary_id = self.vocabulary.index(BOUNDARY_TOKEN)
-        self.banned_ids = np.array([i for i, t in enumerate(self.vocabulary) if t in NEVER_SUGGESTED])
+        self.banned_ids = banned_ids(self.vocabulary)
         config = model.config
         state_spec = tf.TensorSpec([None, config.state_width, config.units], tf.float32)
         self._step = tf.function(model.step, input_signature=[tf.TensorSpec([None], tf.int32), state_spec])

@@ -44,7 +44,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from nlp_lstm import __version__
+from nlp_lstm._version import __version__
 from nlp_lstm.data_config import CorpusConfig, DataError
 from nlp_lstm.distribute import (
     StrategyError,

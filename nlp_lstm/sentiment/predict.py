@@ -54,7 +54,7 @@ class SentimentModel:
         Example (``model_dir``: a folder a tiny training wrote):
 
         >>> import nlp_lstm
-        >>> verdict, = nlp_lstm.sentiment.load(model_dir).predict("Not bad at all.")
+        >>> verdict, = nlp_lstm.sentiment.load(model_dir).predict("A wonderful film.")
         >>> verdict.label in ("neg", "pos"), 0 <= verdict.probability <= 1, verdict.judged
         (True, True, True)
         """

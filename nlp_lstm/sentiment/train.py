@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from nlp_lstm import __version__
+from nlp_lstm._version import __version__
 from nlp_lstm.data import LABEL_NAMES, ImdbSplits, load_imdb
 from nlp_lstm.data_config import DataConfig, DataError
 from nlp_lstm.distribute import prepare_model, refuse_time_limit_in_cluster, role_of, shardable
