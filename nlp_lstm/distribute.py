@@ -36,6 +36,7 @@ import argparse
 import json
 import math
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -473,3 +474,14 @@ def prepare_model(model: Any, strategy: tf.distribute.Strategy) -> Any:
         reduce_synchronised_metrics._nlp_lstm_fix = True  # type: ignore[attr-defined]
         tf_trainer.reduce_per_replica = reduce_synchronised_metrics
     return model
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` ports free on 127.0.0.1 now (a cluster's workers bind them a moment later)."""
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports

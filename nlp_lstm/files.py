@@ -6,10 +6,16 @@ Lowest in the package: the vocabulary (text.py) and the training outputs (traini
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from nlp_lstm import faults
+
+if TYPE_CHECKING:
+    import keras
 
 
 def _fsync_file(path: Path) -> None:
@@ -46,3 +52,31 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     ('café\\n', ['note.txt'])
     """
     return atomic_replace(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Writes `obj` as indented JSON to `path` atomically (see `atomic_write_text`)."""
+    return atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=True) + "\n")
+
+
+def atomic_save_model(model: keras.Model, path: str | os.PathLike) -> Path:
+    """Saves `model` to the `.keras` file `path` atomically: a kill mid-save leaves the old file whole.
+
+    Example:
+
+    >>> import keras, pathlib, tempfile
+    >>> from nlp_lstm.files import atomic_save_model
+    >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    >>> path = atomic_save_model(model, pathlib.Path(tempfile.mkdtemp()) / "model.keras")
+    >>> keras.models.load_model(path).count_params()
+    4
+    """
+    if not str(path).endswith(".keras"):
+        raise ValueError(f"a Keras model file must end in .keras, got {path}")
+    # Keras insists on the .keras suffix, so the temporary name keeps it.
+
+    def save(tmp: Path) -> None:
+        model.save(tmp, overwrite=True)
+        faults.reached("model-save")  # tests: a kill -9 here leaves the temporary file, never a half model
+
+    return atomic_replace(path, save, suffix=".tmp.keras")

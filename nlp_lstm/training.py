@@ -38,11 +38,9 @@ refuse, overwrite, finish) is `nlp_lstm.run_folder`'s.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
-import platform
 import shutil
 import sys
 import time
@@ -56,8 +54,9 @@ import tensorflow as tf
 
 from nlp_lstm import faults
 from nlp_lstm.distribute import Role, StrategyError, role_of, share_from_chief
-from nlp_lstm.files import atomic_replace, atomic_write_text
+from nlp_lstm.files import atomic_replace, atomic_save_model, atomic_write_json, atomic_write_text
 from nlp_lstm.progress import ProgressCallback
+from nlp_lstm.records import keep_history_before, plot_history, training_time_s, write_history_row
 from nlp_lstm.run_folder import (
     BACKUP_DIR,
     BACKUP_STATE_FILE,
@@ -172,34 +171,6 @@ class FitResult:
     best_epoch: int | None
     wall_time_s: float
     checkpoint: Path
-
-
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
-    """Writes `obj` as indented JSON to `path` atomically (see `atomic_write_text`)."""
-    return atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=True) + "\n")
-
-
-def atomic_save_model(model: keras.Model, path: str | os.PathLike) -> Path:
-    """Saves `model` to the `.keras` file `path` atomically: a kill mid-save leaves the old file whole.
-
-    Example:
-
-    >>> import keras, pathlib, tempfile
-    >>> from nlp_lstm.training import atomic_save_model
-    >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
-    >>> path = atomic_save_model(model, pathlib.Path(tempfile.mkdtemp()) / "model.keras")
-    >>> keras.models.load_model(path).count_params()
-    4
-    """
-    if not str(path).endswith(".keras"):
-        raise ValueError(f"a Keras model file must end in .keras, got {path}")
-    # Keras insists on the .keras suffix, so the temporary name keeps it.
-
-    def save(tmp: Path) -> None:
-        model.save(tmp, overwrite=True)
-        faults.reached("model-save")  # tests: a kill -9 here leaves the temporary file, never a half model
-
-    return atomic_replace(path, save, suffix=".tmp.keras")
 
 
 def run_vocabulary(
@@ -334,83 +305,6 @@ class _Backup:
             model.load_weights(self.folder / state["weights"])
 
 
-def _read_history(path: Path) -> list[dict[str, str]]:
-    if not path.exists():
-        return []
-    with open(path, newline="", encoding="utf-8") as file:
-        return list(csv.DictReader(file))
-
-
-def _write_history_row(path: Path, epoch: int, logs: Mapping[str, Any]) -> None:
-    """Writes the row of `epoch` into history.csv, dropping the rows of that epoch and later ones first
-    (a resumed run records each epoch once, however often it was begun)."""
-    rows = [row for row in _read_history(path) if int(float(row["epoch"])) < epoch]
-    rows.append({"epoch": str(epoch), **{key: repr(float(value)) for key, value in logs.items()}})
-    _write_history(path, rows)
-
-
-def _write_history(path: Path, rows: Sequence[Mapping[str, str]]) -> None:
-    """history.csv with `rows`, atomically; the columns are every key, in order of first appearance."""
-    names = list(dict.fromkeys(key for row in rows for key in row))
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "w", newline="", encoding="utf-8") as file:
-            writer = csv.DictWriter(file, fieldnames=names, restval="")
-            writer.writeheader()
-            writer.writerows(rows)
-
-    atomic_replace(path, write)
-
-
-def _keep_history_before(path: Path, epoch: int) -> None:
-    """Drops history rows of epochs >= `epoch` (rows of epochs a resumed run trains again)."""
-    rows = _read_history(path)
-    kept = [row for row in rows if int(float(row["epoch"])) < epoch]
-    if len(kept) != len(rows):
-        _write_history(path, kept)
-
-
-def plot_history(history_csv: str | os.PathLike, png: str | os.PathLike) -> Path | None:
-    """Draws each logged quantity (train and val) against the epoch into `png`; None if no rows yet.
-
-    Example:
-
-    >>> import pathlib, tempfile
-    >>> from nlp_lstm.training import plot_history
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
-    >>> _ = (folder / "h.csv").write_text("epoch,loss,val_loss\\n0,0.7,0.69\\n1,0.5,0.6\\n")
-    >>> plot_history(folder / "h.csv", folder / "curves.png").stat().st_size > 0
-    True
-    """
-    rows = _read_history(Path(history_csv))
-    if not rows:
-        return None
-    # The object-oriented API: no pyplot, so no global backend switch and no display needed.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
-
-    epochs = [int(float(row["epoch"])) + 1 for row in rows]
-    names = [k for k in rows[0] if k != "epoch" and not k.startswith("val_") and k != "epoch_time_s"]
-    names = [k for k in names if k not in ("learning_rate",)] or names
-    # No layout engine: "constrained" doubles the drawing time, and this runs after every epoch.
-    figure = Figure(figsize=(4.5 * max(len(names), 1), 3.5))
-    figure.subplots_adjust(left=0.08, right=0.98, bottom=0.15, top=0.9, wspace=0.25)
-    FigureCanvasAgg(figure)
-    for index, name in enumerate(names):
-        axes = figure.add_subplot(1, len(names), index + 1)
-        for key, style in ((name, "o-"), (f"val_{name}", "s--")):
-            if key in rows[0]:
-                values = [float(row[key]) if row[key] not in ("", "NA") else math.nan for row in rows]
-                axes.plot(epochs, values, style, label=key)
-        axes.set_xlabel("epoch")
-        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-        axes.set_title(name)
-        axes.grid(alpha=0.3)
-        axes.legend()
-    return atomic_replace(png, lambda tmp: figure.savefig(tmp, format="png", dpi=80), suffix=".tmp.png")
-
-
 class _AtomicBestCheckpoint(keras.callbacks.Callback):
     """Saves the model atomically whenever `monitor` improves on the best so far (kept in a JSON file).
 
@@ -520,7 +414,7 @@ class _Recorder(keras.callbacks.Callback):
         if self.checkpoint is None:
             return
         self.checkpoint.on_epoch_end(epoch, dict(logs))
-        _write_history_row(self.out / HISTORY_FILE, epoch, logs)
+        write_history_row(self.out / HISTORY_FILE, epoch, logs)
         plot_history(self.out / HISTORY_FILE, self.out / CURVES_FILE)
 
 
@@ -665,7 +559,7 @@ def fit(
             except (OSError, ValueError, KeyError, TypeError):
                 best_checkpoint.best = None
             recorded = bool(state.get("recorded"))
-            _keep_history_before(history_csv, initial_epoch if recorded else initial_epoch - 1)
+            keep_history_before(history_csv, initial_epoch if recorded else initial_epoch - 1)
             if not recorded:  # killed while recording its last epoch: finish that, do not train it again
                 recorder.record(initial_epoch - 1, state.get("logs") or {})
         backup.mark(recorded=True, finished=finished or initial_epoch >= config.epochs)
@@ -724,51 +618,3 @@ def fit(
         wall_time_s=time.perf_counter() - start,
         checkpoint=checkpoint,
     )
-
-
-def training_time_s(out_dir: str | os.PathLike) -> float:
-    """Seconds spent in epochs in all, across resumes (the sum of history.csv's `epoch_time_s`)."""
-    return sum(float(row.get("epoch_time_s") or 0.0) for row in _read_history(Path(out_dir) / HISTORY_FILE))
-
-
-def machine_info() -> dict[str, Any]:
-    """The machine and software a figure was measured on.
-
-    Example:
-
-    >>> from nlp_lstm.training import machine_info
-    >>> sorted(machine_info())
-    ['cpu_count', 'cpus_usable', 'gpus', 'keras', 'machine', 'platform', 'processor', 'python', 'tensorflow']
-    """
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        usable = os.cpu_count()
-    return {
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": usable,
-        "gpus": [device.name for device in tf.config.list_physical_devices("GPU")],
-        "python": platform.python_version(),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-    }
-
-
-def write_metrics_json(path: str | os.PathLike, metrics: Mapping[str, Any], wall_time_s: float) -> dict[str, Any]:
-    """Writes `metrics` with the wall time and `machine_info()` to `path` (atomically); returns what it wrote.
-
-    Example:
-
-    >>> import json, pathlib, tempfile
-    >>> from nlp_lstm.training import write_metrics_json
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "metrics.json"
-    >>> written = write_metrics_json(path, {"test_accuracy": 0.9}, wall_time_s=12.5)
-    >>> json.loads(path.read_text())["wall_time_s"], written["machine"]["cpu_count"] > 0
-    (12.5, True)
-    """
-    written = {**metrics, "wall_time_s": round(float(wall_time_s), 3), "machine": machine_info()}
-    atomic_write_json(path, written)
-    return written

@@ -17,12 +17,13 @@ import csv
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from nlp_lstm.distribute import free_ports
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -33,17 +34,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", metavar="DIR", default=None, help="where the runs go (default: a temporary folder)")
     parser.add_argument("--dry-run", action="store_true", help="one step per run, on a handful of reviews")
     return parser.parse_args(argv)  # fmt: skip
-
-
-def free_ports(count: int) -> list[int]:
-    """`count` ports free on 127.0.0.1 now (a cluster's workers bind them a moment later)."""
-    sockets = [socket.socket() for _ in range(count)]
-    for sock in sockets:
-        sock.bind(("127.0.0.1", 0))
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
 
 
 def _command(args: argparse.Namespace, out: Path, *flags: str) -> list[str]:

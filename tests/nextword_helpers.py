@@ -10,12 +10,12 @@ import numpy as np
 import tensorflow as tf
 
 from nlp_lstm.data_config import CorpusConfig
+from nlp_lstm.files import atomic_save_model, atomic_write_json
 from nlp_lstm.nextword.config import NextWordConfig, dry_run_config
 from nlp_lstm.nextword.model import build_nextword_model
 from nlp_lstm.nextword.train import _folder_config
 from nlp_lstm.run_folder import CONFIG_FILE, MODEL_FILE, VOCABULARY_FILE, run_config
 from nlp_lstm.text import BOUNDARY_TOKEN, VectorizerConfig, build_vectorizer, save_vocabulary
-from nlp_lstm.training import atomic_save_model, atomic_write_json
 
 TOY_TEXTS = [
     "The movie was great and the acting was great too.",

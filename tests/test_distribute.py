@@ -19,11 +19,7 @@ from pathlib import Path
 import pytest
 
 from nlp_lstm.cli import main
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from bench_distribute import free_ports  # noqa: E402  (scripts/ is not a package)
-
-from nlp_lstm.distribute import StrategyConfig, StrategyError, read_tf_config
+from nlp_lstm.distribute import StrategyConfig, StrategyError, free_ports, read_tf_config
 
 POSITIVE = "great wonderful superb loved brilliant moving funny smart".split()
 NEGATIVE = "awful boring dull worst dreadful stupid predictable loud".split()

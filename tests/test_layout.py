@@ -24,8 +24,10 @@ def import_graph() -> dict[str, set[str]]:
             if isinstance(node, ast.Import):
                 imported |= {alias.name for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and node.module:
-                imported.add(node.module)
-                imported |= {f"{node.module}.{alias.name}" for alias in node.names}
+                submodules = {f"{node.module}.{alias.name}" for alias in node.names}
+                imported |= submodules
+                if not submodules <= set(modules):  # `from package import module` runs only what every
+                    imported.add(node.module)  # import of the package's modules runs: not an edge of its own
         graph[name] = {other for other in imported if other in modules and other != name}
     return graph
 

@@ -163,12 +163,8 @@ def test_prompt_script_dry_run(capsys, monkeypatch):
 
 
 def test_bench_prompt_script_dry_run(capsys):
-    sys.path.insert(0, str(REPO / "scripts"))
-    try:
-        bench = runpy.run_path(str(REPO / "scripts" / "bench_prompt.py"))
-        assert bench["main"](["--dry-run"]) == 0
-    finally:
-        sys.path.remove(str(REPO / "scripts"))
+    bench = runpy.run_path(str(REPO / "scripts" / "bench_prompt.py"))
+    assert bench["main"](["--dry-run"]) == 0
     assert "re-read" in capsys.readouterr().out
 
 

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nlp_lstm import training
+from nlp_lstm import records, training
+from nlp_lstm.files import atomic_save_model
 from nlp_lstm.run_folder import ModelFolderError, OutputFolderError, read_model_config, start_run
-from nlp_lstm.training import FitConfig, atomic_save_model, fit
+from nlp_lstm.training import FitConfig, fit
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -44,8 +45,9 @@ def quiet(**kwargs) -> FitConfig:
 
 def test_docstring_examples_run():
     model, train, val = tiny_problem()
-    results = doctest.testmod(training, extraglobs={"model": model, "train_ds": train, "val_ds": val})
-    assert results.attempted >= 15 and results.failed == 0
+    globs = {"model": model, "train_ds": train, "val_ds": val}
+    results = [doctest.testmod(module, extraglobs=globs) for module in (training, records)]
+    assert sum(r.attempted for r in results) >= 15 and sum(r.failed for r in results) == 0
 
 
 def test_fit_keeps_the_best_epoch_in_the_model_and_its_checkpoint(tmp_path):
@@ -171,9 +173,9 @@ def test_a_finished_model_is_not_overwritten_without_asking(tmp_path):
 def test_resume_drops_history_rows_of_epochs_to_be_redone(tmp_path):
     path = tmp_path / "history.csv"
     path.write_text("epoch,loss\n0,0.9\n1,0.8\n2,0.7\n")
-    training._keep_history_before(path, 2)
+    records.keep_history_before(path, 2)
     assert path.read_text().splitlines() == ["epoch,loss", "0,0.9", "1,0.8"]
-    training._write_history_row(path, 1, {"loss": 0.5})  # an epoch recorded again replaces its row
+    records.write_history_row(path, 1, {"loss": 0.5})  # an epoch recorded again replaces its row
     assert path.read_text().splitlines() == ["epoch,loss", "0,0.9", "1,0.5"]
 
 

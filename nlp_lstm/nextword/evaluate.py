@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from nlp_lstm.files import atomic_write_json
 from nlp_lstm.nextword.config import DEFAULT_TEST_TEXTS, EVALUATION_FILE
 from nlp_lstm.nextword.corpus import load_corpus
 from nlp_lstm.nextword.generate import banned_ids
@@ -33,7 +34,6 @@ from nlp_lstm.nextword.metrics import TOP_K, NextWordMetrics
 from nlp_lstm.nextword.model import NextWordModel, load_nextword_folder
 from nlp_lstm.progress import Progress
 from nlp_lstm.text import BOUNDARY_TOKEN, VectorizerConfig, vectorizer_from_vocabulary
-from nlp_lstm.training import atomic_write_json
 
 
 def token_sequences(texts: Iterable[str | bytes] | tf.data.Dataset, vocabulary: Sequence[str]) -> list[np.ndarray]:

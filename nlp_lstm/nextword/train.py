@@ -53,6 +53,7 @@ from nlp_lstm.distribute import (
     role_of,
     shardable,
 )
+from nlp_lstm.files import atomic_write_json
 from nlp_lstm.nextword.config import (
     APP,
     DEFAULT_MODEL_DIR,
@@ -60,6 +61,7 @@ from nlp_lstm.nextword.config import (
 )
 from nlp_lstm.nextword.corpus import load_corpus
 from nlp_lstm.nextword.model import NextWordModel, build_nextword_model
+from nlp_lstm.records import training_time_s, write_metrics_json
 from nlp_lstm.run_folder import (
     CONFIG_FILE,
     METRICS_FILE,
@@ -78,15 +80,7 @@ from nlp_lstm.text import (
     make_language_model_dataset,
     make_language_model_streams,
 )
-from nlp_lstm.training import (
-    FitConfig,
-    atomic_write_json,
-    cluster_vocabulary,
-    fit,
-    training_time_s,
-    worker_folder,
-    write_metrics_json,
-)
+from nlp_lstm.training import FitConfig, cluster_vocabulary, fit, worker_folder
 
 
 def nextword_fit_config(

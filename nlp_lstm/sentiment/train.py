@@ -18,6 +18,8 @@ from nlp_lstm._version import __version__
 from nlp_lstm.data import LABEL_NAMES, ImdbSplits, load_imdb
 from nlp_lstm.data_config import DataConfig, DataError
 from nlp_lstm.distribute import prepare_model, refuse_time_limit_in_cluster, role_of, shardable
+from nlp_lstm.files import atomic_write_json
+from nlp_lstm.records import training_time_s, write_metrics_json
 from nlp_lstm.run_folder import (
     CONFIG_FILE,
     METRICS_FILE,
@@ -38,15 +40,7 @@ from nlp_lstm.text import (
     build_vectorizer,
     make_classification_dataset,
 )
-from nlp_lstm.training import (
-    FitConfig,
-    atomic_write_json,
-    cluster_vocabulary,
-    fit,
-    training_time_s,
-    worker_folder,
-    write_metrics_json,
-)
+from nlp_lstm.training import FitConfig, cluster_vocabulary, fit, worker_folder
 
 # What the data config contributes to a model's identity (a resumed run must match it).
 _DATA_KEYS = ("source", "val_fraction", "seed", "limit")
