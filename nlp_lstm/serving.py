@@ -5,7 +5,10 @@
         TF Serving (which watches EXPORT_DIR) never sees a half-written version.
     saved_model_op_names(path) -> set[str]
         Every op type in a SavedModel's graphs, functions included (to check for CudnnRNN ops).
-    write_string_archive(...): a list of strings as a SavedModel asset.
+    Endpoint(function, input_signature)
+        One signature of a served model: what an export writes and what `nlp-lstm serve` runs in memory.
+    write_string_archive(folder, model, vectorizer, endpoints)
+        A SavedModel of the endpoints (`serving_default` among them), the vectorizer's table with it.
 
 A version folder gets the permissions a plain `mkdir` and file write would give it (0755 and 0644 with
 the usual umask 022), so a server running as another user can read it: the temporary folder it is
@@ -20,9 +23,9 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import keras
 import tensorflow as tf
@@ -117,25 +120,32 @@ def saved_model_op_names(path: str | os.PathLike) -> set[str]:
     return names
 
 
-def write_string_archive(
-    folder: Path,
-    model: keras.Model,
-    vectorizer: keras.layers.TextVectorization,
-    serve: Callable[[tf.Tensor], dict[str, tf.Tensor]],
-    extra_endpoints: Sequence[tuple[str, Callable[..., Any], list[tf.TensorSpec]]] = (),
-) -> None:
-    """Writes a SavedModel to `folder` whose `serving_default` takes raw strings (`text`, [None]).
+@dataclass(frozen=True)
+class Endpoint:
+    """One signature: `function(**inputs) -> {name: tensor}` and the `tf.TensorSpec`s of its inputs (named)."""
 
-    Tracks the model and the vectorizer (its lookup table is a resource the SavedModel must hold), adds
-    `extra_endpoints` as (name, function, input_signature), and refuses a graph with CuDNN ops.
+    function: Callable[..., dict[str, tf.Tensor]]
+    input_signature: list[tf.TensorSpec]
+
+    def traced(self) -> Callable[..., dict[str, tf.Tensor]]:
+        """The function traced once for its signature (any batch size), as a SavedModel holds it."""
+        return tf.function(self.function, input_signature=self.input_signature, reduce_retracing=True)
+
+
+def write_string_archive(
+    folder: Path, model: keras.Model, vectorizer: keras.layers.TextVectorization, endpoints: Mapping[str, Endpoint]
+) -> None:
+    """Writes a SavedModel of `endpoints` to `folder` (its `serving_default` takes raw strings, `text` [None]).
+
+    Tracks the model and the vectorizer (its lookup table is a resource the SavedModel must hold), and
+    refuses a graph with CuDNN ops.
     """
     archive = keras.export.ExportArchive()
     archive.track(model)
     vectorizer(tf.constant([""]))  # builds the layer, which ExportArchive requires
     archive.track(vectorizer)
-    archive.add_endpoint("serving_default", serve, input_signature=[tf.TensorSpec([None], tf.string, name="text")])
-    for name, function, signature in extra_endpoints:
-        archive.add_endpoint(name, function, input_signature=signature)
+    for name, endpoint in endpoints.items():
+        archive.add_endpoint(name, endpoint.function, input_signature=endpoint.input_signature)
     archive.write_out(str(folder), verbose=False)
     cudnn = sorted(op for op in saved_model_op_names(folder) if "Cudnn" in op)
     if cudnn:  # a GPU-only op would make the model unservable on a CPU

@@ -457,3 +457,15 @@ def make_language_model_streams(
     )
     # repeat() after the windows: a pass with none ends the dataset instead of repeating forever.
     return one_pass.repeat().prefetch(tf.data.AUTOTUNE)
+
+
+def text_bytes(text: str | bytes) -> bytes:
+    """A text as the bytes the model reads: str as UTF-8 (the bytes of a command-line argument that was not
+    UTF-8 given back), bytes as they are (`standardize` turns what is not UTF-8 into U+FFFD)."""
+    if isinstance(text, bytes):
+        return text  # standardize turns bytes that are not UTF-8 into U+FFFD
+    try:
+        # surrogateescape gives back the bytes of a command-line argument that was not UTF-8.
+        return text.encode("utf-8", errors="surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", errors="replace")

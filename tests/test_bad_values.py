@@ -365,13 +365,21 @@ def test_predict_prints_none_and_escapes_control_characters(trained, capsys):
 # ---- every command, every flag: generated from the parser itself, so a new flag is covered when it is added ----
 
 MISSING = "/nonexistent/nlp-lstm-test"
-PATH_FLAGS = {"--data", "--model", "--corpus"}
+PATH_FLAGS = {"--data", "--model", "--corpus", "--sentiment", "--nextword"}
 # (flag, value) pairs that are legal by design: the command then stops at the missing file its base names.
 LEGAL = {("--seed", "0"), ("--patience", "0"), ("--ngram-buckets", "0"), ("--embedding-dropout", "0"),
          ("--head-dropout", "0"), ("--dropout", "0"), ("--num-sampled", "0"), ("--test-texts", "0"), ("--more", "0"),
-         ("--val-fraction", "0", "train sentiment")}  # fmt: skip
+         ("--val-fraction", "0", "train sentiment"), ("--port", "0"), ("--batch-timeout-ms", "0")}  # fmt: skip
 # What a refusal calls a flag when it names the config field rather than the flag.
-FIELD_NAMES = {"--top-k": "k must be", "--more": "more_words", "--rule": "unknown rule", "--cluster-timeout": "timeout"}
+FIELD_NAMES = {
+    "--top-k": "k must be",
+    "--more": "more_words",
+    "--rule": "unknown rule",
+    "--cluster-timeout": "timeout",
+    "--host": "cannot listen on",
+}
+# A command's positional arguments, given so that only the flag under test is wrong.
+POSITIONAL = {"explain": ["a fine film"]}
 
 
 def every_command() -> list[tuple[list[str], argparse.ArgumentParser]]:
@@ -395,6 +403,8 @@ def bad_value_cases() -> list[tuple[list[str], str, str]]:
                 values = [MISSING]
             elif action.choices:
                 values = ["nope"]
+            elif flag == "--host":
+                values = ["no-such-host.invalid"]
             else:
                 values = ["-1", "0", "abc"]
             cases += [(command, flag, value) for value in values]
@@ -404,23 +414,31 @@ def bad_value_cases() -> list[tuple[list[str], str, str]]:
 def test_the_generated_cases_cover_every_command_and_kind():
     cases = bad_value_cases()
     assert {" ".join(c) for c, _, _ in cases} == {"train sentiment", "train nextword", "evaluate sentiment",
-                                                  "evaluate nextword", "predict", "prompt", "export"}  # fmt: skip
-    assert {v for _, _, v in cases} == {MISSING, "nope", "-1", "0", "abc"} and len(cases) > 120
+                                                  "evaluate nextword", "predict", "explain", "prompt", "export",
+                                                  "serve"}  # fmt: skip
+    assert {v for _, _, v in cases} >= {MISSING, "nope", "-1", "0", "abc"} and len(cases) > 150
 
 
 @pytest.mark.parametrize(
     "command, flag, value", bad_value_cases(), ids=lambda v: " ".join(v) if isinstance(v, list) else v
 )
-def test_every_command_refuses_every_bad_value_in_one_line(command, flag, value, capsys, tmp_path):
+def test_every_command_refuses_every_bad_value_in_one_line(command, flag, value, capsys, tmp_path, monkeypatch):
     """A refusal is one line (after argparse's usage) naming the flag, exit status 2, no traceback; a value
     that is legal by design gets through to the missing file the command was pointed at, told in one line."""
+    monkeypatch.chdir(tmp_path)  # the default model folders (saved_models/...) are missing here, whatever the checkout
     name = " ".join(command)
     # Each command is pointed at a missing file, so that a value wrongly accepted meets that, not real work.
-    base = {"train sentiment": ["--data", MISSING], "train nextword": ["--corpus", MISSING]}.get(
-        name, ["--model", MISSING]
-    )
+    base = {
+        "train sentiment": ["--data", MISSING],
+        "train nextword": ["--corpus", MISSING],
+        "serve": ["--port", "0", "--sentiment", MISSING],
+    }.get(name, ["--model", MISSING])
     out = ["--out", str(tmp_path / "export")] if command == ["export"] else []
-    argv = [*command, *([] if flag in PATH_FLAGS else base), *out, flag, value]
+    if command == ["serve"] and flag in PATH_FLAGS:
+        base = ["--port", "0"]  # serve's path flags are its models: the missing one is the flag under test
+    elif flag in PATH_FLAGS:
+        base = []
+    argv = [*command, *base, *out, flag, value, *POSITIONAL.get(name, [])]
     status, err = run_main(argv, capsys)
     last = err.splitlines()[-1] if err else ""
     assert status == 2 and "Traceback" not in err, err

@@ -3,10 +3,12 @@
     nlp-lstm train sentiment [--data PATH] [--out DIR] [--epochs N] [--seed S] [--dry-run] ...
     nlp-lstm evaluate sentiment [--model DIR] [--data PATH] [--dry-run]
     nlp-lstm predict [--model DIR] [--dry-run] "text" ...      (no text: one per line from stdin)
+    nlp-lstm explain [--model DIR] [--json] "text"             (each word's part in the verdict)
     nlp-lstm train nextword [--data PATH | --corpus FILE ...] [--out DIR] [--dry-run] ...
     nlp-lstm evaluate nextword [--model DIR] [--dry-run]
     nlp-lstm prompt [--model DIR] [-k K] [--more N] [--rule RULE]
     nlp-lstm export [--model DIR] --out EXPORT_DIR [--dry-run]  (sentiment or nextword, by config.json)
+    nlp-lstm serve [--sentiment DIR] [--nextword DIR] [--host H] [--port P]   (TF Serving's REST API)
 
 The commands live by app (`nlp_lstm.cli.sentiment`, `nlp_lstm.cli.nextword`, `nlp_lstm.cli.export`);
 each flag's default is read from the app's config dataclass. This package only parses arguments,
@@ -32,7 +34,7 @@ import sys
 from collections.abc import Callable
 
 from nlp_lstm._version import __version__
-from nlp_lstm.cli import export, nextword, sentiment
+from nlp_lstm.cli import export, nextword, sentiment, serve
 from nlp_lstm.console import VERBOSE_ENV, quiet_tensorflow
 from nlp_lstm.data_config import DataError
 from nlp_lstm.distribute import StrategyError
@@ -83,7 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     sentiment.add_evaluate_command(evaluate_apps)
     nextword.add_commands(train_apps, evaluate_apps, commands)
     sentiment.add_predict_command(commands)
+    sentiment.add_explain_command(commands)
     export.add_command(commands)
+    serve.add_command(commands)
     return parser
 
 

@@ -290,3 +290,61 @@ def _run_predict(args: argparse.Namespace) -> int:
         print(f"nlp-lstm: note: {unjudged} of {len(texts)} text(s) hold no word the model knows (empty, or every word "
               f"out of its vocabulary): labelled none, without a probability", file=sys.stderr)  # fmt: skip
     return 0
+
+
+def add_explain_command(commands: Any) -> None:
+    """Adds `explain`: each word's contribution to the sentiment verdict."""
+    parser = commands.add_parser(
+        "explain", help="show which words made a sentiment verdict",
+        description="Prints the verdict, then each word tinted by its contribution to P(pos) (green for pos, red "
+        "for neg) on a terminal, or one word per line with its contribution otherwise. The n-gram member's "
+        "contributions are exact; the LSTM's come from integrated gradients (docs/sentiment.md).",
+    )  # fmt: skip
+    parser.add_argument("text", metavar="TEXT", help="the text to explain")
+    add_model_arguments(parser, "explain the text with a tiny model")
+    parser.add_argument("--steps", type=positive_int, default=64,
+                        help="integrated-gradients steps for the LSTM member (default: %(default)s)")  # fmt: skip
+    parser.add_argument("--json", action="store_true", help="print the explanation as one JSON object")
+    parser.set_defaults(run=_run_explain)
+
+
+def tinted(word: str, contribution: float, scale: float) -> str:
+    """`word` on a background whose hue says the sign and whose depth the size of `contribution`.
+
+    Example:
+
+    >>> from nlp_lstm.cli.sentiment import tinted
+    >>> tinted("good", 0.5, 0.5)
+    '\\x1b[48;2;0;140;0m\\x1b[97mgood\\x1b[0m'
+    """
+    depth = min(abs(contribution) / scale, 1.0) if scale > 0 else 0.0
+    level = round(255 - depth * 255)  # white at 0, full colour at the largest contribution
+    red, green, blue = (
+        (level, 255 - round(depth * 115), level) if contribution >= 0 else (255 - round(depth * 55), level, level)
+    )
+    text = "\x1b[97m" if depth > 0.6 else "\x1b[30m"
+    return f"\x1b[48;2;{red};{green};{blue}m{text}{shown_text(word)}\x1b[0m"
+
+
+def _run_explain(args: argparse.Namespace) -> int:
+    import json
+
+    from nlp_lstm.sentiment.explain import explain
+    from nlp_lstm.sentiment.predict import load_sentiment_model
+
+    if args.steps > 1024:
+        raise usage_error("nlp-lstm explain", f"argument --steps: must be at most 1024, got {args.steps}")
+    loaded = load_sentiment_model(model_dir_of(args))
+    why = explain(loaded, args.text, args.steps)
+    if args.json:
+        print(json.dumps(why.to_json(), ensure_ascii=False))
+        return 0
+    verdict = f"{why.label} {why.probability:.4f}" if why.judged else "none (no word the model knows)"
+    print(f"{verdict}  members: " + ", ".join(f"{k} {p:.4f}" for k, p in why.probabilities.items()))
+    if sys.stdout.isatty():
+        scale = max((abs(c) for c in why.combined), default=0.0)
+        print(" ".join(tinted(w, c, scale) for w, c in zip(why.words, why.combined)))
+    else:
+        for word, contribution in zip(why.words, why.combined):
+            print(f"{shown_text(word)}\t{contribution:+.4f}")
+    return 0

@@ -26,14 +26,15 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import keras
 import numpy as np
 import tensorflow as tf
 
 from nlp_lstm.nextword.config import DEFAULT_MODEL_DIR
 from nlp_lstm.nextword.generate import banned_ids
-from nlp_lstm.nextword.model import load_nextword_folder
+from nlp_lstm.nextword.model import NextWordFolder, load_nextword_folder
 from nlp_lstm.run_folder import VOCABULARY_FILE
-from nlp_lstm.serving import write_next_version, write_string_archive
+from nlp_lstm.serving import Endpoint, write_next_version, write_string_archive
 from nlp_lstm.text import BOUNDARY_TOKEN, VectorizerConfig, vectorizer_from_vocabulary
 
 DEFAULT_TOP_K = 5
@@ -64,11 +65,26 @@ def export_nextword(
     ('1', [2, 3], 'float32')
     """
     loaded = load_nextword_folder(model_dir)
+    vectorizer = vectorizer_from_vocabulary(loaded.vocabulary, VectorizerConfig(None))
+
+    def write(folder: Path) -> None:
+        write_string_archive(folder, loaded.model, vectorizer, nextword_endpoints(loaded, top_k, vectorizer))
+        (folder / "assets.extra").mkdir(exist_ok=True)
+        shutil.copyfile(loaded.folder / VOCABULARY_FILE, folder / "assets.extra" / VOCABULARY_FILE)
+
+    return write_next_version(export_dir, write)
+
+
+def nextword_endpoints(
+    loaded: NextWordFolder, top_k: int = DEFAULT_TOP_K, vectorizer: keras.layers.TextVectorization | None = None
+) -> dict[str, Endpoint]:
+    """The signatures of a next-word model (`serving_default`, `step`): what the export writes and what
+    `nlp-lstm serve` runs."""
     model, vocabulary = loaded.model, loaded.vocabulary
     config = model.config
     banned = banned_ids(vocabulary)
     k = min(top_k, len(vocabulary) - len(banned))
-    vectorizer = vectorizer_from_vocabulary(vocabulary, VectorizerConfig(None))
+    vectorizer = vectorizer or vectorizer_from_vocabulary(vocabulary, VectorizerConfig(None))
     boundary_id = vocabulary.index(BOUNDARY_TOKEN)
     ban = np.zeros(len(vocabulary), np.float32)
     ban[banned] = -np.inf
@@ -91,13 +107,11 @@ def export_nextword(
         logits, states = model.step(token_ids, states)
         return {"logits": logits, "states": states}
 
-    def write(folder: Path) -> None:
-        step_signature = [
-            tf.TensorSpec([None], tf.int64, name="token_ids"),
-            tf.TensorSpec([None, config.state_width, config.units], tf.float32, name="states"),
-        ]
-        write_string_archive(folder, model, vectorizer, serve, [("step", step, step_signature)])
-        (folder / "assets.extra").mkdir(exist_ok=True)
-        shutil.copyfile(loaded.folder / VOCABULARY_FILE, folder / "assets.extra" / VOCABULARY_FILE)
-
-    return write_next_version(export_dir, write)
+    step_signature = [
+        tf.TensorSpec([None], tf.int64, name="token_ids"),
+        tf.TensorSpec([None, config.state_width, config.units], tf.float32, name="states"),
+    ]
+    return {
+        "serving_default": Endpoint(serve, [tf.TensorSpec([None], tf.string, name="text")]),
+        "step": Endpoint(step, step_signature),
+    }

@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import keras
 import tensorflow as tf
@@ -26,10 +26,14 @@ from nlp_lstm.run_folder import (
 )
 from nlp_lstm.sentiment.config import APP, DEFAULT_MODEL_DIR, SentimentConfig
 from nlp_lstm.sentiment.model import positive_probability, vectorize_texts
+
+if TYPE_CHECKING:
+    from nlp_lstm.sentiment.explain import Explanation
 from nlp_lstm.text import (
     OOV_ID,
     VectorizerConfig,
     load_vocabulary,
+    text_bytes,
     vectorizer_from_vocabulary,
 )
 
@@ -59,6 +63,21 @@ class SentimentModel:
         (True, True, True)
         """
         return predict_sentiment(self, [texts] if isinstance(texts, str | bytes) else texts, batch_size)
+
+    def explain(self, text: str | bytes, steps: int = 64) -> Explanation:
+        """Each word's contribution to the verdict on `text`, per member and combined
+        (`nlp_lstm.sentiment.explain`: exact for the n-gram member, integrated gradients for the LSTM).
+
+        Example (``model_dir``: a folder a tiny training wrote):
+
+        >>> import nlp_lstm
+        >>> why = nlp_lstm.sentiment.load(model_dir).explain("A wonderful film!")
+        >>> len(why.words) == len(why.combined), why.label in ("neg", "pos")
+        (True, True)
+        """
+        from nlp_lstm.sentiment.explain import explain
+
+        return explain(self, text, steps)
 
 
 def load_sentiment_model(model_dir: str | os.PathLike = DEFAULT_MODEL_DIR) -> SentimentModel:
@@ -126,16 +145,6 @@ class Prediction(NamedTuple):
 UNJUDGED_LABEL = "none"
 
 
-def _to_bytes(text: str | bytes) -> bytes:
-    if isinstance(text, bytes):
-        return text  # standardize turns bytes that are not UTF-8 into U+FFFD
-    try:
-        # surrogateescape gives back the bytes of a command-line argument that was not UTF-8.
-        return text.encode("utf-8", errors="surrogateescape")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", errors="replace")
-
-
 def predict_sentiment(
     model_dir: SentimentModel | str | os.PathLike, texts: Iterable[str | bytes], batch_size: int = 64
 ) -> list[Prediction]:
@@ -155,7 +164,7 @@ def predict_sentiment(
     ('none', False)
     """
     loaded = _as_model(model_dir)
-    encoded = [_to_bytes(text) for text in texts]
+    encoded = [text_bytes(text) for text in texts]
     predictions: list[Prediction] = []
     for begin in range(0, len(encoded), batch_size):
         ids = vectorize_texts(loaded.vectorizer, tf.constant(encoded[begin : begin + batch_size], tf.string),
