@@ -10,7 +10,8 @@ sentiment model's pooling, loss and metric, the next-word model) with Keras, so 
 `keras.models.load_model` opens any model file it writes. Keras, and with it TensorFlow, loads on
 first use rather than on `import nlp_lstm`: the command line checks every flag and quiets
 TensorFlow's start-up before TensorFlow loads. So the registration waits for Keras: if Keras is
-already imported it happens at once, otherwise when Keras's import completes (a post-import hook).
+already imported it happens at once, otherwise when Keras's import completes (a post-import hook),
+or, when the package's own code imported Keras, at the first `keras.models.load_model`.
 
 Example:
 
@@ -42,18 +43,36 @@ def _initializing(module: Any) -> bool:
     return bool(getattr(getattr(module, "__spec__", None), "_initializing", False))
 
 
-def _register_custom_objects(_keras: Any = None) -> None:
-    """Imports the modules that register the project's custom objects (each class registers itself).
+def _importing_ours() -> bool:
+    """Whether one of the package's modules is being imported now (and may be half-initialised)."""
+    return any(_initializing(module) for name, module in list(sys.modules.items()) if name.startswith("nlp_lstm."))
 
-    When one of the package's own modules is being imported (it imported Keras, which called this),
-    that import registers what it needs itself, and importing the other modules now could meet it
-    half-initialised: this waits for a later call then (`keras.models.load_model` by a user who
-    imported the package first always comes after).
-    """
-    if any(_initializing(module) for name, module in list(sys.modules.items()) if name.startswith("nlp_lstm.")):
-        return
+
+def _register_custom_objects() -> None:
+    """Imports the modules that register the project's custom objects (each class registers itself)."""
     for name in _CUSTOM_OBJECT_MODULES:
         importlib.import_module(name)
+
+
+def _on_keras_import(keras: Any) -> None:
+    """Runs once, when Keras's import completes (or at once if Keras was imported before the package).
+
+    Usually it registers everything there and then. But when Keras was imported by one of the package's
+    own modules, importing the others now could meet that module half-initialised; then the
+    registration waits for the first `keras.models.load_model` (or `keras.saving.load_model`), which
+    this wraps, when every import has finished.
+    """
+    if not _importing_ours():
+        _register_custom_objects()
+        return
+    from wrapt import wrap_function_wrapper
+
+    def register_first(load_model: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+        _register_custom_objects()
+        return load_model(*args, **kwargs)
+
+    for module in ("keras.models", "keras.saving"):
+        wrap_function_wrapper(module, "load_model", register_first)
 
 
 def __getattr__(name: str) -> Any:
@@ -67,7 +86,7 @@ def _hook_keras() -> None:
     # wrapt (a TensorFlow dependency) runs the hook now if Keras is imported, else right after its import.
     from wrapt import register_post_import_hook
 
-    register_post_import_hook(_register_custom_objects, "keras")
+    register_post_import_hook(_on_keras_import, "keras")
 
 
 _hook_keras()

@@ -6,7 +6,7 @@
 
 The command line builds these configs, and reads the user's own corpus files with `read_text_files`
 and `corpus_split`, before TensorFlow is imported, so a bad value or a corpus that cannot train
-is refused in a second. `nlp_lstm.data` and `nlp_lstm.nextword.corpus` re-export every name here.
+is refused in a second.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Atomic file writes: a temporary file in the same folder, then a rename over the target.
 
 A reader, or a kill -9 in the middle of a save, sees the old file or the new one, never half of one.
-Lowest in the package: the vocabulary (text.py) and the training outputs (training.py) both use it.
+Lowest in the package: the vocabulary, the model folder, training and its records, evaluation use it.
 """
 
 from __future__ import annotations

@@ -16,10 +16,7 @@ API (the sentiment and next-word apps both use it):
             backup/           the training state (weights and optimizer) and its state.json; kept after
                               the last epoch, until the app calls `run_folder.finish_run`
     run_vocabulary, worker_folder, cluster_vocabulary: the run's vocabulary, alone or in a cluster.
-    atomic_write_json(path, obj), atomic_save_model(model, path)
-        Write to a temporary file in the same folder, then `os.replace`: a reader (or a kill -9)
-        sees the old file or the new one, never half of one.
-    machine_info() -> dict; write_metrics_json(path, metrics, wall_time_s) -> dict
+    (atomic writes are `nlp_lstm.files`'; history.csv, curves.png and metrics.json `nlp_lstm.records`')
     TrainingDiverged: the loss became NaN or infinite; the last good backup and model stay.
 
 Resuming: a backup is written every `backup_every` steps and at each epoch's end, atomically

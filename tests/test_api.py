@@ -35,27 +35,37 @@ def run_python(code: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=REPO, timeout=300)
 
 
-def test_import_nlp_lstm_then_keras_loads_every_saved_model_in_a_fresh_process(sentiment_dir, nextword_dir):
-    """The registration waits for Keras: nlp_lstm first, keras after (the order a user writes), and the reverse."""
-    code = """
+# What runs before `import keras` and the loads: the orders a user may write, including those where the
+# package's own code imports Keras first (the registration then waits for the first load_model).
+IMPORT_ORDERS = {
+    "nlp_lstm, then keras": "import nlp_lstm",
+    "keras, then nlp_lstm": "import keras; import nlp_lstm",
+    "the layer first": "import nlp_lstm; nlp_lstm.LSTM",
+    "an app module first": "import nlp_lstm; import nlp_lstm.sentiment.predict",
+    "a sentiment load first": "import nlp_lstm, sys; nlp_lstm.sentiment.load(sys.argv[1].rsplit('/', 1)[0])",
+}
+
+
+@pytest.mark.parametrize("first", IMPORT_ORDERS.values(), ids=IMPORT_ORDERS.keys())
+def test_import_nlp_lstm_makes_keras_load_every_saved_model_in_a_fresh_process(first, sentiment_dir, nextword_dir):
+    code = f"""
 import sys
 {first}
 print("tensorflow before keras:", "tensorflow" in sys.modules)
-{second}
+import keras
 for path in sys.argv[1:]:
-    model = keras.models.load_model(path)
+    for load in (keras.models.load_model, keras.saving.load_model):
+        model = load(path)
     print(type(model).__name__, [layer.__class__.__module__ for layer in model.layers if "nlp_lstm" in
           layer.__class__.__module__][:1])
 """
-    for first, second in [("import nlp_lstm", "import keras"), ("import keras", "import nlp_lstm")]:
-        done = run_python(code.format(first=first, second=second), str(sentiment_dir / "model.keras"),
-                          str(nextword_dir / "model.keras"))  # fmt: skip
-        assert done.returncode == 0, done.stderr[-2000:]
-        lines = done.stdout.splitlines()
-        if first == "import nlp_lstm":
-            assert lines[0] == "tensorflow before keras: False"  # importing the package alone loads no TensorFlow
-        assert lines[1].startswith("Functional") and "nlp_lstm" in lines[1]
-        assert lines[2].startswith("NextWordModel")
+    done = run_python(code, str(sentiment_dir / "model.keras"), str(nextword_dir / "model.keras"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    if first == "import nlp_lstm":
+        assert lines[0] == "tensorflow before keras: False"  # importing the package alone loads no TensorFlow
+    assert lines[1].startswith("Functional") and "nlp_lstm" in lines[1]
+    assert lines[2].startswith("NextWordModel")
 
 
 def test_without_nlp_lstm_keras_cannot_load_the_model(sentiment_dir):

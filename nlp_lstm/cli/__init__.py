@@ -17,7 +17,8 @@ checked, so `--help` and a bad value answer in a second. TensorFlow's C++ start-
 stderr (`nlp_lstm.console`) unless `nlp-lstm --verbose` or NLP_LSTM_VERBOSE=1 asks for them.
 
 One error policy, for every command: a bad value (argparse's checks, or a config's, raised as
-`usage_error`) prints the usage and one `error:` line and exits with status 2; an error the user can
+`usage_error`) prints one `error:` line (argparse's own checks the usage before it) and exits with
+status 2; an error the user can
 fix later (bad data, a bad model folder, an unwritable folder: DataError, ModelFolderError,
 StrategyError, OSError) prints one line and exits with status 2; a training run that diverged exits
 with 1, an interrupt with 130; success is 0.

@@ -169,8 +169,6 @@ def _run_train_sentiment(args: argparse.Namespace) -> int:
 
 def _dry_run_model(data: str | None) -> str:
     """Trains a tiny sentiment model in a temporary folder (for --dry-run without --model)."""
-    from nlp_lstm.data_config import DataConfig
-    from nlp_lstm.sentiment.config import dry_run_config
     from nlp_lstm.sentiment.train import sentiment_fit_config, train_sentiment
 
     out = tempfile.mkdtemp(prefix="nlp-lstm-dry-run-")
@@ -217,7 +215,6 @@ def add_evaluate_command(apps: Any) -> None:
 
 
 def _run_evaluate_sentiment(args: argparse.Namespace) -> int:
-    from nlp_lstm.data_config import DataConfig
     from nlp_lstm.sentiment.evaluate import evaluate_sentiment
     from nlp_lstm.sentiment.predict import load_sentiment_model
 

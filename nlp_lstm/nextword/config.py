@@ -1,13 +1,13 @@
-"""The next-word app's config and the flags of `nlp-lstm train nextword`, in plain Python (no TensorFlow).
+"""The next-word app's configs, in plain Python (no TensorFlow), so the command line checks them cheaply.
 
     NextWordConfig       the model, its vocabulary and its training schedule; every value checked
+    NextWordModelConfig  the model's shape (`nlp_lstm.nextword.model`)
     dry_run_config       a tiny model and a few batches, for --dry-run
-    add_train_arguments  the flags of `nlp-lstm train nextword` (and scripts/train_nextword.py)
     check_corpus_files   --corpus files that are not text, or too small to validate or train on, refused
+    max_train_minutes    the time limit a train command runs under
 
-The command line parses the flags, builds the configs and reads the --corpus files here, so a bad
-value or an unusable corpus is refused in a second, with exit status 2, before TensorFlow is imported.
-`nlp_lstm.nextword` re-exports these names.
+The command line (`nlp_lstm.cli.nextword`) builds the configs and reads the --corpus files with these,
+so a bad value or an unusable corpus is refused in a second, with exit status 2, before TensorFlow loads.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ class NextWordConfig:
     Args:
         max_tokens: Vocabulary size, counting '' (padding), '[UNK]' and '[BOS]' (the review boundary).
         embedding_dim, units, num_layers, dropout, tie_embeddings, num_sampled: The model
-            (`nextword.model.NextWordModelConfig`).
+            (`NextWordModelConfig`).
         window: Tokens per training sequence (truncated backpropagation through time).
         batch_size: Sequences per batch.
         train_tokens: Tokens to train on in all (the time budget); the corpus is sampled, shuffled.

@@ -284,7 +284,7 @@ class NextWordFolder:
     """A loaded model folder: the model, its vocabulary, its configs and where it lives."""
 
     model: NextWordModel
-    vocabulary: list[str]
+    vocabulary: list[str] = field(repr=False)  # 20,000 words by default: not in the repr
     config: NextWordConfig
     corpus: CorpusConfig
     folder: Path
@@ -339,6 +339,3 @@ def load_nextword_folder(model_dir: str = DEFAULT_MODEL_DIR) -> NextWordFolder:
     except (OSError, ValueError):
         pass  # a folder whose training was cut short has no metrics yet; the model still works
     return NextWordFolder(model, vocabulary, config, corpus, folder, metrics)
-
-
-# ---- command line: `nlp-lstm train nextword`, `nlp-lstm evaluate nextword` (and scripts/) ----

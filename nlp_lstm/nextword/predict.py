@@ -73,6 +73,8 @@ class NextWordPredictor:
             raise ValueError(f"n must be at most {MAX_MORE_WORDS}, got {n}")
         if seed is not None:
             check_seed("seed", seed)
+        if not isinstance(rule, str):
+            raise TypeError(f"rule must be a str such as 'topp 0.9', got {type(rule).__name__}")
         next_token_rule = parse_rule(rule.split())
         self._read(text + " ")
         return " ".join(self._context.continue_text(n, next_token_rule, seed).words)

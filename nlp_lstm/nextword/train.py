@@ -1,9 +1,9 @@
 """The next-word app: train a word-level LSTM language model on IMDB reviews (or your own text).
 
-    texts --(nextword.load_corpus: IMDB train + unsup, or --corpus files)--> train / val / test texts
+    texts --(nextword.corpus.load_corpus: IMDB train + unsup, or --corpus files)--> train / val / test texts
           --(text.build_vectorizer, once; text.make_language_model_dataset)--> (ids, next ids) windows
           --(nextword.model.NextWordModel, sampled-softmax loss)--> training.fit --> model folder
-          --(nextword_eval)--> perplexity, top-1, top-3 on held-out test texts
+          --(nextword.evaluate)--> perplexity, top-1, top-3 on held-out test texts
 
 A model folder (default saved_models/nextword/) holds model.keras, vocabulary.txt, config.json
 ("app": "nextword", its NextWordConfig and CorpusConfig: nlp_lstm.nextword.config and

@@ -13,13 +13,13 @@ import tensorflow as tf
 from nlp_lstm.data import load_imdb
 from nlp_lstm.data_config import DataConfig
 from nlp_lstm.sentiment.model import positive_probability
-from nlp_lstm.sentiment.predict import SentimentModel, _as_model
+from nlp_lstm.sentiment.predict import SentimentModel, as_sentiment_model
 from nlp_lstm.text import (
     make_classification_dataset,
 )
 
 
-def _predicted_probabilities(model: keras.Model, ids_and_labels: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
+def predicted_probabilities(model: keras.Model, ids_and_labels: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
     """(P(pos) (n,), labels (n,)) over a dataset of (ids, labels) batches, in one pass."""
     # One trace for every batch shape, instead of one per bucket width.
     forward = tf.function(
@@ -80,11 +80,11 @@ def evaluate_sentiment(
     >>> metrics["n"], sum(map(sum, metrics["confusion_matrix"]))
     (4, 4)
     """
-    loaded = _as_model(model_dir)
+    loaded = as_sentiment_model(model_dir)
     splits = load_imdb(replace(data_config, include_unsup=False))
     test = make_classification_dataset(
         splits.test, loaded.vectorizer, batch_size or loaded.config.batch_size, loaded.config.max_length,
         shuffle=False, seed=loaded.config.seed,
     )  # fmt: skip
-    probabilities, labels = _predicted_probabilities(loaded.model, test)
+    probabilities, labels = predicted_probabilities(loaded.model, test)
     return classification_metrics(labels, probabilities)

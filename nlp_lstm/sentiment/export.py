@@ -12,7 +12,7 @@ The sentiment export, `export_sentiment(model_dir, export_dir)`: a string-in Sav
                                  language): its probability is the model's bias alone, not a verdict
 
 Inside: the TextVectorization of the saved vocabulary with `nlp_lstm.text.standardize` (plain TF
-string ops, traced into the graph), `sentiment.vectorize_texts` and the trained model. Loading it
+string ops, traced into the graph), `sentiment.model.vectorize_texts` and the trained model. Loading it
 needs TensorFlow alone:
 
     import tensorflow as tf

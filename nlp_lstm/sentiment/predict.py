@@ -13,6 +13,7 @@ import keras
 import tensorflow as tf
 from keras import layers, ops
 
+from nlp_lstm.checks import check_count
 from nlp_lstm.data import LABEL_NAMES
 from nlp_lstm.run_folder import (
     CONFIG_FILE,
@@ -126,7 +127,7 @@ def load_sentiment_model(model_dir: str | os.PathLike = DEFAULT_MODEL_DIR) -> Se
     return SentimentModel(model, vectorizer, config, folder, data_source)
 
 
-def _as_model(model: SentimentModel | str | os.PathLike) -> SentimentModel:
+def as_sentiment_model(model: SentimentModel | str | os.PathLike) -> SentimentModel:
     return model if isinstance(model, SentimentModel) else load_sentiment_model(model)
 
 
@@ -163,7 +164,8 @@ def predict_sentiment(
     >>> empty.label, empty.judged
     ('none', False)
     """
-    loaded = _as_model(model_dir)
+    check_count("batch_size", batch_size)
+    loaded = as_sentiment_model(model_dir)
     encoded = [text_bytes(text) for text in texts]
     predictions: list[Prediction] = []
     for begin in range(0, len(encoded), batch_size):

@@ -32,7 +32,7 @@ from nlp_lstm.run_folder import (
     start_run,
 )
 from nlp_lstm.sentiment.config import APP, DEFAULT_MODEL_DIR, SentimentConfig
-from nlp_lstm.sentiment.evaluate import _predicted_probabilities, classification_metrics
+from nlp_lstm.sentiment.evaluate import classification_metrics, predicted_probabilities
 from nlp_lstm.sentiment.model import build_sentiment_model, compile_sentiment_model
 from nlp_lstm.sentiment.ngrams import fit_ngram_logistic
 from nlp_lstm.text import (
@@ -220,7 +220,7 @@ def train_sentiment(
         return {"app": APP, "task": role.task, "epochs": result.epochs_done, "dry_run": fit_config.dry_run}
 
     # Test, once.
-    probabilities, labels = _predicted_probabilities(model, batches(splits.test, False))
+    probabilities, labels = predicted_probabilities(model, batches(splits.test, False))
     test = classification_metrics(labels, probabilities)
     metrics = {
         "app": APP,
