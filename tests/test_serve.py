@@ -3,16 +3,12 @@ SavedModels' own signatures, in both request formats, with every bad input the i
 
 from __future__ import annotations
 
-import contextlib
 import doctest
-import http.client
 import json
 import os
 import signal
 import subprocess
 import sys
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,6 +16,7 @@ import numpy as np
 import pytest
 from nextword_helpers import write_model_folder
 from sentiment_helpers import tiny_sentiment_model
+from serve_helpers import Client, running
 
 from nlp_lstm.cli import main
 from nlp_lstm.cli.serve import bind
@@ -47,46 +44,6 @@ def folders(tmp_path_factory) -> dict[str, Path]:
             "nextword_export": nextword_export}  # fmt: skip
 
 
-@contextlib.contextmanager
-def running(models: dict, config: ServerConfig | None = None):
-    """The app on a real socket (127.0.0.1, a free port) in a thread; yields a `Client`."""
-    import uvicorn
-
-    from nlp_lstm.serve.app import build_app
-
-    listener = bind("127.0.0.1", 0)
-    app = build_app(models, config)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started
-    try:
-        yield Client(listener.getsockname()[1], app)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-
-
-class Client:
-    def __init__(self, port: int, app=None):
-        self.port, self.app = port, app
-
-    def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        try:
-            connection.request(method, path, body=body, headers=headers or {})
-            response = connection.getresponse()
-            return response.status, json.loads(response.read() or b"null")
-        finally:
-            connection.close()
-
-    def post(self, path: str, payload) -> tuple[int, object]:
-        return self.request("POST", path, json.dumps(payload).encode(), {"Content-Type": "application/json"})
-
-
 @pytest.fixture(scope="module")
 def served(folders):
     from nlp_lstm.serve.models import load_served
@@ -99,6 +56,21 @@ def served(folders):
 def client(served):
     with running(served) as client:
         yield client
+
+
+def test_the_page_suggests_as_the_prompt_does(client, folders):
+    """Oracle: the terminal prompt's context on the same text (a page's successive texts share its state)."""
+    from nlp_lstm.nextword.prompt import TypedContext, load_prompt_model
+
+    status, html = client.request_text("GET", "/")
+    assert status == 200 and "<textarea" in html
+    oracle = TypedContext(*load_prompt_model(str(folders["nextword"])))
+    for text in ["the", "the movie", "the movie was ", "the movie was g", "a film "]:
+        status, body = client.post("/page/suggest", {"session": "page-1", "text": text, "k": 3})
+        oracle.update(text)
+        expected = oracle.suggestions(3)
+        assert status == 200 and [w for w, _ in body["suggestions"]] == [w for w, _ in expected]
+        assert np.allclose([p for _, p in body["suggestions"]], [p for _, p in expected], atol=1e-6)
 
 
 def test_status_and_metadata_as_tf_serving_gives_them(client):
@@ -213,6 +185,10 @@ BAD = [
     ("unknown version", "/v1/models/sentiment/versions/7:predict", b'{"instances": ["a"]}', 404, "no version"),
     ("unknown verb", "/v1/models/sentiment:classify", b'{"instances": ["a"]}', 404, "unknown verb"),
     ("no verb", "/v1/models/sentiment", b'{"instances": ["a"]}', 404, "unknown verb"),
+    ("page: no session", "/page/suggest", b'{"text": "the movie"}', 400, "session must be"),
+    ("page: text a number", "/page/suggest", b'{"session": "s", "text": 3}', 400, "text must be a string"),
+    ("page: k too large", "/page/suggest", b'{"session": "s", "text": "a", "k": 99}', 400, "k must be"),
+    ("page: not JSON", "/page/suggest", b'{"session"', 400, "not valid JSON"),
 ]  # fmt: skip
 
 
@@ -300,10 +276,10 @@ def test_the_command_says_where_it_listens_and_stops_cleanly_on_sigterm(folders)
 
 
 def test_docstring_examples_run(served):
-    from nlp_lstm.serve import app, batching, rest
+    from nlp_lstm.serve import app, batching, rest, sessions
 
     globs = {"served": served["sentiment"], "signatures": served["sentiment"].signatures}
-    for module in (app, batching, rest):
+    for module in (app, batching, rest, sessions):
         result = doctest.testmod(module, extraglobs=globs)
         assert result.attempted >= 1 and result.failed == 0, module.__name__
 

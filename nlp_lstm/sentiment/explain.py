@@ -52,6 +52,7 @@ class Explanation:
 
     words: list[str]
     known: list[bool]
+    chunks: list[tuple[str, list[int]]] | None  # the text's own white-space-separated pieces, each with its words
     members: dict[str, list[float]]
     combined: list[float]
     logits: dict[str, float]
@@ -64,19 +65,49 @@ class Explanation:
 
     def to_json(self) -> dict:
         return {
-            "words": self.words, "known": self.known, "combined": self.combined, "members": self.members,
-            "logits": self.logits, "probabilities": self.probabilities, "baseline_logit": self.baseline_logit,
-            "probability": self.probability, "label": self.label, "judged": self.judged,
-            "method": {"lstm": f"integrated gradients, zero word vectors as baseline, {self.steps} steps",
-                       "ngram": "exact: weights of the words and word pairs, pairs split between their words",
-                       "combined": "sum over members of contribution x dP/dlogit = p (1 - p) / 2"},
-        }  # fmt: skip
+            "words": self.words,
+            "known": self.known,
+            "chunks": self.chunks,
+            "combined": self.combined,
+            "members": self.members,
+            "logits": self.logits,
+            "probabilities": self.probabilities,
+            "baseline_logit": self.baseline_logit,
+            "probability": self.probability,
+            "label": self.label,
+            "judged": self.judged,
+            "method": {
+                "lstm": f"integrated gradients, zero word vectors as baseline, {self.steps} steps",
+                "ngram": "exact: weights of the words and word pairs, pairs split between their words",
+                "combined": "sum over members of contribution x dP/dlogit = p (1 - p) / 2",
+            },
+        }
 
 
 def _words(text: bytes, max_length: int) -> list[str]:
     """The tokens the vectorizer reads (standardised, split on white space), the first `max_length`."""
     standardized = standardize(tf.constant([text]))[0].numpy().decode("utf-8", errors="replace")
     return standardized.split()[:max_length]
+
+
+def _chunks(text: bytes, words: list[str]) -> list[tuple[str, list[int]]] | None:
+    """The text's white-space-separated pieces, each with the indices of the words it gave, so that a page
+    can tint the text as typed. None where a piece cannot be matched to its words (markup spanning a
+    space, such as `<br />`, is one token boundary in the whole text and two pieces here)."""
+    pieces = text.decode("utf-8", errors="replace").split()
+    if not pieces:
+        return None
+    standardized = standardize(tf.constant([piece.encode() for piece in pieces])).numpy()
+    tokens = [s.decode("utf-8", errors="replace").split() for s in standardized]
+    counts = [len(piece_tokens) for piece_tokens in tokens]
+    if [token for piece_tokens in tokens for token in piece_tokens][: len(words)] != words:
+        return None
+    chunks, start = [], 0
+    for piece, count in zip(pieces, counts):
+        end = min(start + count, len(words))  # the words past max_length are not read
+        chunks.append((piece, list(range(start, end))))
+        start = end
+    return chunks
 
 
 def ngram_contributions(loaded: SentimentModel, ids: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -164,8 +195,16 @@ def explain(loaded: SentimentModel, text: str | bytes, steps: int = DEFAULT_STEP
     probability = float(np.mean(list(probabilities.values())))
     judged = bool(np.any(ids > OOV_ID))
     return Explanation(
-        words=words, known=[int(i) > OOV_ID for i in ids], members={k: v.tolist() for k, v in members.items()},
-        combined=combined.tolist(), logits=logits, probabilities=probabilities, baseline_logit=baseline_logit,
-        probability=probability, label=LABEL_NAMES[int(probability >= 0.5)] if judged else "none", judged=judged,
+        words=words,
+        known=[int(i) > OOV_ID for i in ids],
+        chunks=_chunks(encoded, words),
+        members={k: v.tolist() for k, v in members.items()},
+        combined=combined.tolist(),
+        logits=logits,
+        probabilities=probabilities,
+        baseline_logit=baseline_logit,
+        probability=probability,
+        label=LABEL_NAMES[int(probability >= 0.5)] if judged else "none",
+        judged=judged,
         steps=steps,
-    )  # fmt: skip
+    )

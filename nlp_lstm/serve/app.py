@@ -5,6 +5,8 @@
     POST /v1/models/NAME[/versions/N]:predict    row or columnar format (nlp_lstm.serve.rest)
     POST /v1/models/sentiment:explain            {"instances": [text, ...]} -> {"explanations": [...]}
                                                  (nlp_lstm.sentiment.explain; a model folder only)
+    GET  /                                       a page: suggestions as you type, the sentiment, tinted words
+    POST /page/suggest                           {"session", "text", "k"} -> {"suggestions": [[word, p], ...]}
 
 NAME is `sentiment` or `nextword`; N must be the version served (TF Serving serves the newest by
 default and answers 404 for another). Every error is {"error": "<one line>"} with a 4xx status: a
@@ -18,23 +20,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
 from nlp_lstm.serve.batching import Batcher
 from nlp_lstm.serve.config import ServerConfig
 from nlp_lstm.serve.models import ServedModel
 from nlp_lstm.serve.rest import RequestError, parse_explain, parse_json_body, parse_predict, predict_response
+from nlp_lstm.serve.sessions import Sessions
 
 _PATH = re.compile(r"(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+))?(?P<metadata>/metadata)?(?::(?P<verb>[^/:]*))?")
 
 
+PAGE = Path(__file__).parent / "static" / "page.html"
+# The page runs only its own inline script and talks only to this server.
+PAGE_POLICY = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'"
 MAX_EXPLAIN_INSTANCES = 16  # an explanation costs ~64 forward and backward passes: a few texts per request
 
 
@@ -62,8 +70,10 @@ def build_app(models: Mapping[str, ServedModel], config: ServerConfig | None = N
 
     >>> from nlp_lstm.serve.app import build_app
     >>> app = build_app({"sentiment": served})
-    >>> sorted((route.path, *route.methods) for route in app.routes)
-    [('/v1/models/{rest:path}', 'GET', 'HEAD'), ('/v1/models/{rest:path}', 'POST')]
+    >>> [(route.path, sorted(route.methods)) for route in app.routes][-1]
+    ('/v1/models/{rest:path}', ['POST'])
+    >>> sorted({route.path for route in app.routes})
+    ['/', '/page/suggest', '/v1/models/{rest:path}']
     """
     config = config or ServerConfig()
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")  # TF spreads one call over the cores
@@ -142,13 +152,67 @@ def build_app(models: Mapping[str, ServedModel], config: ServerConfig | None = N
             batcher.close()
         executor.shutdown(wait=False, cancel_futures=True)
 
+    page_sessions = _page_sessions(models.get("nextword"))
+
+    async def page(request: Request) -> HTMLResponse:
+        return HTMLResponse(PAGE.read_text(encoding="utf-8"), headers={"Content-Security-Policy": PAGE_POLICY})
+
+    async def page_suggest(request: Request) -> JSONResponse:
+        try:
+            if "nextword" not in models:
+                raise RequestError("this server has no next-word model (nlp-lstm serve --nextword DIR)", 404)
+            body = parse_json_body(await _read_body(request, config.max_body_bytes))
+            session, text, k = body.get("session"), body.get("text"), body.get("k", 3)
+            if not isinstance(session, str) or not 0 < len(session) <= 100:
+                raise RequestError("session must be a string of 1 to 100 characters")
+            if not isinstance(text, str):
+                raise RequestError(f"text must be a string, got {type(text).__name__}")
+            if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 10:
+                raise RequestError(f"k must be an integer in 1..10, got {k!r}")
+        except RequestError as error:
+            return _error(str(error), error.status)
+        loop = asyncio.get_running_loop()
+        suggestions = await loop.run_in_executor(executor, page_sessions, session, text, k)
+        return JSONResponse({"suggestions": suggestions})
+
     routes = [
+        Route("/", page, methods=["GET"]),
+        Route("/page/suggest", page_suggest, methods=["POST"]),
         Route("/v1/models/{rest:path}", model_get, methods=["GET"]),
         Route("/v1/models/{rest:path}", model_post, methods=["POST"]),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.batchers = batchers
     return app
+
+
+def _page_sessions(served: ServedModel | None) -> Callable[[str, str, int], list]:
+    """The page's suggestions: from a model folder, one `TypedContext` per page (a typed word costs one
+    LSTM step); from an export, its serving_default on the text so far (a re-read each time)."""
+    if served is None:
+        return lambda session, text, k: []
+    if served.folder is None:
+        signature = served.signatures["serving_default"]
+
+        def from_export(session: str, text: str, k: int) -> list:
+            outputs = signature({"text": np.array([text.encode("utf-8", errors="replace")], dtype=object)})
+            words = [w.decode("utf-8", errors="replace") for w in outputs["words"][0][:k]]
+            return [[word, float(p)] for word, p in zip(words, outputs["probabilities"][0][:k])]
+
+        return from_export
+    from nlp_lstm.nextword.generate import Decoder, WordTokenizer
+    from nlp_lstm.nextword.prompt import TypedContext
+
+    vocabulary = served.folder.vocabulary
+    decoder, tokenizer = Decoder(served.folder.model, vocabulary), WordTokenizer(vocabulary)
+    sessions = Sessions(lambda: TypedContext(decoder, tokenizer))
+
+    def from_folder(session: str, text: str, k: int) -> list:
+        context = sessions.get(session)
+        context.update(text)
+        return [[word, float(p)] for word, p in context.suggestions(k)]
+
+    return from_folder
 
 
 def _metadata(served: ServedModel) -> dict[str, Any]:
