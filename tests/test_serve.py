@@ -230,11 +230,20 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(served, fo
 
 
 def test_serve_refuses_in_one_line_before_listening(folders, capsys, tmp_path):
+    import shutil
+
+    corrupt = Path(shutil.copytree(folders["sentiment"], tmp_path / "corrupt"))
+    (corrupt / "model.keras").write_bytes(b"not a model")
+    broken_export = tmp_path / "export" / "3"
+    broken_export.mkdir(parents=True)
+    (broken_export / "saved_model.pb").write_bytes(b"not a graph")
     cases = [
         ([], "give --sentiment DIR, --nextword DIR or both"),
         (["--sentiment", str(tmp_path / "nowhere")], "is not a folder"),
         (["--sentiment", str(folders["nextword"])], "nextword"),  # another app's folder
         (["--nextword", str(tmp_path)], "neither a model folder"),
+        (["--sentiment", str(corrupt)], "damaged"),
+        (["--sentiment", str(broken_export.parent)], "cannot load the SavedModel"),
         (["--sentiment", str(folders["sentiment"]), "--port", "70000"], "--port"),
         (["--sentiment", str(folders["sentiment"]), "--max-instances", "0"], "--max-instances"),
         (["--sentiment", str(folders["sentiment"]), "--batch-timeout-ms", "-1"], "--batch-timeout-ms"),
