@@ -18,6 +18,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from nlp_lstm import machine
 from nlp_lstm.files import atomic_replace, atomic_write_json
 from nlp_lstm.run_folder import (
     HISTORY_FILE,
@@ -107,24 +108,24 @@ def training_time_s(out_dir: str | os.PathLike) -> float:
 
 
 def machine_info() -> dict[str, Any]:
-    """The machine and software a figure was measured on.
+    """The machine and software a figure was measured on (`nlp_lstm.machine`).
 
     Example:
 
     >>> from nlp_lstm.records import machine_info
-    >>> sorted(machine_info())
-    ['cpu_count', 'cpus_usable', 'gpus', 'keras', 'machine', 'platform', 'processor', 'python', 'tensorflow']
+    >>> sorted(machine_info())  # doctest: +NORMALIZE_WHITESPACE
+    ['cpu_count', 'cpu_model', 'cpus_usable', 'gpus', 'keras', 'machine', 'onednn', 'platform', 'processor',
+     'python', 'tensorflow', 'vector_extensions']
     """
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        usable = os.cpu_count()
     return {
         "platform": platform.platform(),
         "machine": platform.machine(),
         "processor": platform.processor() or platform.machine(),
+        "cpu_model": machine.cpu_model(),
+        "vector_extensions": machine.vector_extensions(),
+        "onednn": machine.onednn_on(),
         "cpu_count": os.cpu_count(),
-        "cpus_usable": usable,
+        "cpus_usable": machine.cpus_usable(),
         "gpus": [device.name for device in tf.config.list_physical_devices("GPU")],
         "python": platform.python_version(),
         "tensorflow": tf.__version__,

@@ -1,117 +1,196 @@
-"""Benchmark: training and inference tokens/s of our LSTM against keras.layers.LSTM, same run.
+"""Benchmark: training and inference tokens/s of nlp_lstm.layers.LSTM against keras.layers.LSTM, same run.
 
-A tiny classifier (Embedding -> recurrent layer -> Dense) on random token ids, for each sequence
-length and width asked for, with three recurrent layers, each with and without XLA:
-keras.layers.LSTM (the reference), keras.layers.RNN(nlp_lstm LSTMCell), nlp_lstm.layers.LSTM.
-Models are timed in turn within each repeat, so drift of the shared machine hits all of them
-alike; the table gives the median over repeats and the ratio to keras.layers.LSTM with the same
-XLA setting.
+Rows, each with XLA off and on (`jit_compile` False and True; Keras's "auto" is False on a CPU):
+- a tiny classifier (Embedding 128 -> recurrent layer -> Dense) on random token ids, for each sequence
+  length and width asked for;
+- the apps' shapes: `sentiment`, Embedding 128 (masked) -> Bidirectional(LSTM(64)) -> mean -> Dense over
+  reviews bucketed by length (a batch at each of 100, 200, 400 and 800 tokens, padded at the end as the
+  app pads them); `nextword`, Embedding 256 -> LSTM(256) over 32 steps, every step's output used.
 
-Below each shape, a bound: the time of the matrix products alone that any LSTM of that shape must
-compute (forward, and forward plus backward), in TensorFlow's own kernels, with nothing else in
-the loop; keras.layers.LSTM's time divided by it is the most any layer built from these kernels
-could gain over it on this machine.
+Each model is compiled, traced (our layer chooses its loop then, see nlp_lstm/loops.py) and warmed up;
+then in each repeat every layer is timed in turn, in an order that alternates (A B, B A, ...), so drift of
+a shared machine hits them alike. A row gives the median tokens/s, the median of the per-repeat ratios to
+keras.layers.LSTM with its min-max, and PASS where the median ratio is at least the floor (0.95x).
+`--variants` adds each loop variant forced, beside the chosen one.
 
-    python scripts/bench_cell.py                       # the full table (about 15 minutes on 2 cores)
-    python scripts/bench_cell.py --lengths 200 --units 64 --repeats 5
-    python scripts/bench_cell.py --dry-run             # one tiny shape, one step: for CI
-    KERAS_BACKEND=jax python scripts/bench_cell.py --xla-only --no-floor   # on a GPU: against cuDNN
+The bound: the time of the matrix products alone that any LSTM of that shape must compute (forward, and
+forward plus backward), in TensorFlow's kernels with nothing else in the loop; keras.layers.LSTM's time
+divided by it is the most a layer built from these kernels could gain over it here.
+
+    python scripts/bench_cell.py                       # every row (about 15 minutes on 2 cores)
+    python scripts/bench_cell.py --lengths 200 --units 64 --no-apps --repeats 9
+    python scripts/bench_cell.py --dry-run             # tiny shapes, one step: for CI
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
+import contextlib
 import statistics
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from nlp_lstm.console import quiet_tensorflow
+
+quiet_tensorflow()
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from nlp_lstm.cell import LSTMCell  # noqa: E402
+from nlp_lstm import loops, machine  # noqa: E402
 from nlp_lstm.layers import LSTM  # noqa: E402
 
-KINDS = {
-    "keras.layers.LSTM": lambda units: keras.layers.LSTM(units),
-    "RNN(LSTMCell)": lambda units: keras.layers.RNN(LSTMCell(units)),
-    "nlp_lstm.LSTM": lambda units: LSTM(units),
-}
 REFERENCE = "keras.layers.LSTM"
+FLOOR = 0.95
 
 
 @dataclass(frozen=True)
 class BenchConfig:
     lengths: tuple[int, ...] = (200, 400)
     units: tuple[int, ...] = (64, 128, 256)
+    apps: bool = True
     batch: int = 64
     embedding: int = 128
     vocabulary: int = 20000
     steps: int = 2  # batches per timing
-    repeats: int = 3
+    repeats: int = 5
     xla: tuple[bool, ...] = (False, True)
+    variants: bool = False  # also time each loop variant forced
     seed: int = 0
     floor: bool = True  # also time the matrix products alone (the bound)
+    sentiment_lengths: tuple[int, ...] = (100, 200, 400, 800)
+    nextword_steps: int = 32
 
 
-def build(kind: str, units: int, config: BenchConfig, length: int, jit: bool) -> keras.Model:
-    keras.utils.set_random_seed(config.seed)
-    inputs = keras.Input((length,), dtype="int32")
-    x = keras.layers.Embedding(config.vocabulary, config.embedding)(inputs)
-    x = KINDS[kind](units)(x)
-    outputs = keras.layers.Dense(1, activation="sigmoid")(x)
-    model = keras.Model(inputs, outputs)
-    model.compile(optimizer="adam", loss="binary_crossentropy", jit_compile=jit)
-    return model
+def kinds(variants: bool) -> dict[str, tuple]:
+    """Name -> (layer class, the context its model is traced and run in)."""
+    table = {REFERENCE: (keras.layers.LSTM, contextlib.nullcontext), "nlp_lstm.LSTM": (LSTM, contextlib.nullcontext)}
+    if variants:
+        for variant in loops.VARIANTS:
+            table[f"forced {variant}"] = (LSTM, lambda variant=variant: loops.forced(variant))
+    return table
 
 
-def time_model(model: keras.Model, x: np.ndarray, y: np.ndarray, steps: int) -> tuple[float, float]:
-    """Seconds per batch for a training step and for an inference step."""
-    start = time.perf_counter()
-    for _ in range(steps):
-        model.train_on_batch(x, y)
-    train = (time.perf_counter() - start) / steps
-    start = time.perf_counter()
-    for _ in range(steps):
-        np.asarray(model.predict_on_batch(x))
-    infer = (time.perf_counter() - start) / steps
-    return train, infer
+@dataclass
+class Shape:
+    """One row's model and data: `build(layer_class)` gives an uncompiled model; `batches` its inputs."""
+
+    name: str
+    length: int | str
+    units: int
+    build: object
+    batches: list  # [(ids, targets)], one timing runs each once per step
+    tokens: int  # tokens in `batches`
+    bound_length: int | None  # the length the products-alone bound is measured at, or None
 
 
-def bench_shape(config: BenchConfig, length: int, units: int) -> list[dict]:
+def classifier_shape(config: BenchConfig, length: int, units: int) -> Shape:
     rng = np.random.default_rng(config.seed)
-    x = rng.integers(1, config.vocabulary, (config.batch, length)).astype("int32")
-    y = rng.integers(0, 2, (config.batch, 1)).astype("float32")
+    ids = rng.integers(1, config.vocabulary, (config.batch, length)).astype("int32")
+    labels = rng.integers(0, 2, (config.batch, 1)).astype("float32")
+
+    def build(layer_class):
+        inputs = keras.Input((length,), dtype="int32")
+        x = keras.layers.Embedding(config.vocabulary, config.embedding)(inputs)
+        outputs = keras.layers.Dense(1, activation="sigmoid")(layer_class(units)(x))
+        return keras.Model(inputs, outputs)
+
+    return Shape("classifier", length, units, build, [(ids, labels)], ids.size, length)
+
+
+def sentiment_shape(config: BenchConfig) -> Shape:
+    """The sentiment app's BiLSTM over batches bucketed by length: each batch padded at its end, its
+    reviews between half its width and its width long (the bucket), as the app's batches are."""
+    rng = np.random.default_rng(config.seed)
+    batches = []
+    for width in config.sentiment_lengths:
+        ids = rng.integers(2, config.vocabulary, (config.batch, width)).astype("int32")
+        lengths = rng.integers(max(1, width // 2), width + 1, config.batch)
+        ids[np.arange(width)[None, :] >= lengths[:, None]] = 0
+        batches.append((ids, rng.integers(0, 2, (config.batch, 1)).astype("float32")))
+
+    def build(layer_class):
+        inputs = keras.Input((None,), dtype="int32")
+        x = keras.layers.Embedding(config.vocabulary, 128, mask_zero=True)(inputs)
+        x = keras.layers.Bidirectional(layer_class(64, return_sequences=True))(x)
+        x = keras.layers.GlobalAveragePooling1D()(x)
+        return keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(x))
+
+    lengths = "/".join(str(w) for w in config.sentiment_lengths)
+    return Shape("sentiment", lengths, 64, build, batches, sum(b[0].size for b in batches), None)
+
+
+def nextword_shape(config: BenchConfig) -> Shape:
+    """The next-word app's LSTM(256) over 32-token windows, every step's output used (a small head here:
+    the app's sampled softmax is the same for both layers)."""
+    rng = np.random.default_rng(config.seed)
+    steps = config.nextword_steps
+    ids = rng.integers(1, config.vocabulary, (config.batch, steps)).astype("int32")
+    targets = rng.standard_normal((config.batch, steps, 1)).astype("float32")
+
+    def build(layer_class):
+        inputs = keras.Input((steps,), dtype="int32")
+        x = keras.layers.Embedding(config.vocabulary, 256)(inputs)
+        x = layer_class(256, return_sequences=True)(x)
+        return keras.Model(inputs, keras.layers.Dense(1)(x))
+
+    return Shape("nextword", steps, 256, build, [(ids, targets)], ids.size, None)
+
+
+def time_model(model: keras.Model, batches: list, steps: int) -> tuple[float, float]:
+    """Seconds for `steps` passes over the batches: training, then inference."""
+    start = time.perf_counter()
+    for _ in range(steps):
+        for x, y in batches:
+            model.train_on_batch(x, y)
+    train = time.perf_counter() - start
+    start = time.perf_counter()
+    for _ in range(steps):
+        for x, _ in batches:
+            np.asarray(model.predict_on_batch(x))
+    return train, time.perf_counter() - start
+
+
+def bench_shape(config: BenchConfig, shape: Shape, jit: bool) -> list[dict]:
+    table = kinds(config.variants)
     models = {}
-    for kind in KINDS:
-        for jit in config.xla:
-            model = build(kind, units, config, length, jit)
-            for _ in range(2):  # trace / compile outside the timings (the second call retraces once)
-                model.train_on_batch(x, y)
-                np.asarray(model.predict_on_batch(x))
-            models[kind, jit] = model
-    times = {key: ([], []) for key in models}
-    for _ in range(config.repeats):
-        for key, model in models.items():
-            train, infer = time_model(model, x, y, config.steps)
-            times[key][0].append(train)
-            times[key][1].append(infer)
-    tokens = config.batch * length
+    for kind, (layer_class, context) in table.items():
+        keras.utils.set_random_seed(config.seed)
+        with context():
+            model = shape.build(layer_class)
+            loss = "binary_crossentropy" if shape.name != "nextword" else "mse"
+            model.compile(optimizer="adam", loss=loss, jit_compile=jit)
+            for _ in range(3):  # trace, choose the loop, compile; Keras retraces once for new shapes
+                time_model(model, shape.batches, 1)
+        models[kind] = model
+    times = {kind: ([], []) for kind in models}
+    order = list(models)
+    for repeat in range(config.repeats):
+        for kind in order if repeat % 2 == 0 else order[::-1]:
+            with table[kind][1]():
+                train, infer = time_model(models[kind], shape.batches, config.steps)
+            times[kind][0].append(train)
+            times[kind][1].append(infer)
     rows = []
-    for (kind, jit), (train, infer) in times.items():
-        rows.append(
-            dict(kind=kind, jit=jit, length=length, units=units, batch=config.batch,
-                 train=tokens / statistics.median(train), infer=tokens / statistics.median(infer))
-        )  # fmt: skip
-    for row in rows:
-        ref = next(r for r in rows if r["kind"] == REFERENCE and r["jit"] == row["jit"])
-        row["train_ratio"] = row["train"] / ref["train"]
-        row["infer_ratio"] = row["infer"] / ref["infer"]
+    for kind, (train, infer) in times.items():
+        ref_train, ref_infer = times[REFERENCE]
+        train_ratios = [r / t for r, t in zip(ref_train, train)]
+        infer_ratios = [r / t for r, t in zip(ref_infer, infer)]
+        tokens = shape.tokens * config.steps
+        rows.append(dict(kind=kind, shape=shape, jit=jit, train=tokens / statistics.median(train),
+                         infer=tokens / statistics.median(infer), train_ratios=train_ratios,
+                         infer_ratios=infer_ratios))  # fmt: skip
     return rows
+
+
+def chosen_loops(units: int, jit: bool) -> str:
+    """The loops this process chose for layers of this width under this XLA setting (training, inference)."""
+    picks = {}
+    for key, loop in loops._chosen.items():
+        if f"units={units} " in key and f"xla={jit} " in key:
+            picks.setdefault("train" if "training=True" in key else "infer", set()).add(loop)
+    return " / ".join(",".join(sorted(picks.get(mode, {"?"}))) for mode in ("train", "infer"))
 
 
 def products_floor(config: BenchConfig, length: int, units: int) -> tuple[float, float]:
@@ -169,103 +248,102 @@ def products_floor(config: BenchConfig, length: int, units: int) -> tuple[float,
     return infer, infer + seconds(backward)
 
 
-def format_floor(rows: list[dict], floor: tuple[float, float]) -> str:
-    tokens = rows[0]["batch"] * rows[0]["length"]
-    refs = {row["jit"]: row for row in rows if row["kind"] == REFERENCE}
-    bounds = ", ".join(
-        f"{'XLA' if jit else 'no XLA'}: training <= {tokens / floor[1] / ref['train']:.2f}x, "
-        f"inference <= {tokens / floor[0] / ref['infer']:.2f}x"
-        for jit, ref in refs.items()
-    )
-    return (
-        f"|      |      | products alone    |     | {tokens / floor[1]:>9,.0f} |        "
-        f"| {tokens / floor[0]:>9,.0f} |        |\n"
-        f"  (bound against keras.layers.LSTM, {bounds})"
-    )
+def bound_text(tokens: int, floor: tuple[float, float], reference: dict) -> str:
+    """keras.layers.LSTM's time over the products' alone, training / inference: how much faster any layer
+    built from these kernels could be. `floor` is (inference, training) seconds for `tokens` tokens."""
+    return f"{tokens / floor[1] / reference['train']:.2f}x / {tokens / floor[0] / reference['infer']:.2f}x"
 
 
-def backend_version() -> str:
-    """The backend's version and whether it sees a GPU (the benchmark runs on any Keras backend)."""
-    name = keras.backend.backend()
-    if name == "tensorflow":
-        import tensorflow as tf
-
-        return f"{tf.__version__}, GPU: {bool(tf.config.list_physical_devices('GPU'))}"
-    if name == "torch":
-        import torch
-
-        gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
-        return f"{torch.__version__}, GPU: {gpu} (keras.layers.LSTM runs cuDNN through torch.nn.LSTM)"
-    if name == "jax":
-        import jax
-
-        return f"{jax.__version__}, devices: {jax.devices()}"
-    return ""
+def ratio_cell(ratios: list[float]) -> str:
+    return f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f})"
 
 
-def format_row(row: dict) -> str:
-    return (
-        f"| {row['length']:>4} | {row['units']:>4} | {row['kind']:<17} | {'yes' if row['jit'] else 'no':<3} "
-        f"| {row['train']:>9,.0f} | {row['train_ratio']:>5.2f}x | {row['infer']:>9,.0f} | {row['infer_ratio']:>5.2f}x |"
-    )
+def verdict(ratios: list[float]) -> str:
+    return "PASS" if statistics.median(ratios) >= FLOOR else "FAIL"
 
 
 HEADER = (
-    "| len | units | layer | XLA | train tok/s | vs keras | infer tok/s | vs keras |\n"
-    "| ---: | ---: | --- | --- | ---: | ---: | ---: | ---: |"
+    "| shape | len | units | XLA | layer | loop (train / infer) | train tok/s | train vs keras | | "
+    "infer tok/s | infer vs keras | | bound (train / infer) |\n"
+    "| --- | ---: | ---: | --- | --- | --- | ---: | ---: | --- | ---: | ---: | --- | --- |"
 )
 
 
+def format_row(row: dict, bound: str) -> str:
+    shape, ours = row["shape"], row["kind"] != REFERENCE
+    loop = chosen_loops(shape.units, row["jit"]) if row["kind"] == "nlp_lstm.LSTM" else ""
+    return (
+        f"| {shape.name} | {shape.length} | {shape.units} | {'yes' if row['jit'] else 'no'} | {row['kind']} | {loop} "
+        f"| {row['train']:,.0f} | {ratio_cell(row['train_ratios']) if ours else ''} "
+        f"| {verdict(row['train_ratios']) if ours else ''} | {row['infer']:,.0f} "
+        f"| {ratio_cell(row['infer_ratios']) if ours else ''} | {verdict(row['infer_ratios']) if ours else ''} "
+        f"| {bound if ours else ''} |"
+    )
+
+
+def shapes(config: BenchConfig) -> list[Shape]:
+    grid = [classifier_shape(config, length, units) for length in config.lengths for units in config.units]
+    return grid + ([sentiment_shape(config), nextword_shape(config)] if config.apps else [])
+
+
 def run(config: BenchConfig) -> list[dict]:
+    print(f"# bench_cell on {machine.describe()}", flush=True)
     print(
-        f"# bench_cell: batch {config.batch}, embedding {config.embedding}, {config.repeats} repeats x "
-        f"{config.steps} batches, median; {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores, Keras {keras.__version__} on {keras.backend.backend()} "
-        f"{backend_version()}",
+        f"# batch {config.batch}, {config.repeats} repeats x {config.steps} batches each, layers timed in turn; "
+        f"median tokens/s; ratio = median of the per-repeat ratios to {REFERENCE} (min-max); "
+        f"PASS at >= {FLOOR:.2f}x; loop cache {loops.cache_path()}",
         flush=True,
     )
     print(HEADER, flush=True)
-    rows = []
-    for length in config.lengths:
-        for units in config.units:
-            shape_rows = bench_shape(config, length, units)
+    rows, fails = [], 0
+    for shape in shapes(config):
+        bound = ""
+        if config.floor and shape.bound_length:
+            floor = products_floor(config, shape.bound_length, shape.units)
+        for jit in config.xla:
+            shape_rows = bench_shape(config, shape, jit)
+            if config.floor and shape.bound_length:
+                ref = next(r for r in shape_rows if r["kind"] == REFERENCE)
+                bound = bound_text(shape.tokens, floor, ref)
             for row in shape_rows:
-                print(format_row(row), flush=True)
-            if config.floor and keras.backend.backend() == "tensorflow":
-                print(format_floor(shape_rows, products_floor(config, length, units)), flush=True)
+                print(format_row(row, bound), flush=True)
+                if row["kind"] == "nlp_lstm.LSTM":
+                    fails += verdict(row["train_ratios"]) == "FAIL"
+                    fails += verdict(row["infer_ratios"]) == "FAIL"
             rows.extend(shape_rows)
+    print(f"# {fails} of the chosen layer's ratios under {FLOOR:.2f}x", flush=True)
     return rows
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="bench_cell.py", description=__doc__.split("\n")[0])
     parser.add_argument("--lengths", type=int, nargs="+", default=[200, 400], help="sequence lengths")
     parser.add_argument("--units", type=int, nargs="+", default=[64, 128, 256], help="LSTM widths")
+    parser.add_argument("--no-apps", action="store_true", help="skip the apps' shapes")
     parser.add_argument("--batch", type=int, default=64, help="batch size")
-    parser.add_argument("--repeats", type=int, default=3, help="timed repeats per model (median)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed repeats per layer (median)")
     parser.add_argument("--steps", type=int, default=2, help="batches per timed repeat")
     xla = parser.add_mutually_exclusive_group()
     xla.add_argument("--no-xla", action="store_true", help="skip the jit_compile=True models")
-    xla.add_argument(
-        "--xla-only", action="store_true", help="skip the models without jit_compile (under JAX those run op by op)"
-    )
-    parser.add_argument("--embedding", type=int, default=128, help="embedding width (the LSTM's input)")
+    xla.add_argument("--xla-only", action="store_true", help="skip the models without jit_compile")
+    parser.add_argument("--variants", action="store_true", help="also time each loop variant, forced")
     parser.add_argument("--no-floor", action="store_true", help="skip the products-alone bound")
-    parser.add_argument("--dry-run", action="store_true", help="one tiny shape, one step, one repeat")
+    parser.add_argument("--dry-run", action="store_true", help="tiny shapes, one step, one repeat")
     args = parser.parse_args(argv)
     config = BenchConfig(
         lengths=tuple(args.lengths),
         units=tuple(args.units),
+        apps=not args.no_apps,
         batch=args.batch,
-        embedding=args.embedding,
         repeats=args.repeats,
         steps=args.steps,
         xla=(False,) if args.no_xla else (True,) if args.xla_only else (False, True),
+        variants=args.variants,
         floor=not args.no_floor,
     )
     if args.dry_run:
-        config = BenchConfig(lengths=(8,), units=(4,), batch=4, embedding=8, vocabulary=50,
-                             steps=1, repeats=1, xla=config.xla, floor=config.floor)  # fmt: skip
+        config = replace(config, lengths=(8,), units=(4,), batch=4, embedding=8, vocabulary=50, steps=1,
+                         repeats=1, sentiment_lengths=(4, 8), nextword_steps=4)  # fmt: skip
     run(config)
     return 0
 

@@ -8,6 +8,16 @@ from pathlib import Path
 import pytest
 
 
+@pytest.fixture(scope="session", autouse=True)
+def loop_choice_cache(tmp_path_factory):
+    """The layer's measured loop choices go to a file of this session (commands the tests start inherit
+    it), not to the user's cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        path = tmp_path_factory.mktemp("cache") / "loops.json"
+        patch.setenv("NLP_LSTM_CACHE", str(path))
+        yield path
+
+
 def tiny_aclimdb_files() -> dict[str, bytes]:
     """Relative path under aclImdb/ -> bytes: 4 + 4 train, 2 + 2 test, 3 unsup reviews, clutter.
 

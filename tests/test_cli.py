@@ -238,35 +238,45 @@ def test_bench_script_dry_run(trained, tmp_path, capsys):
     assert re.search(r"test accuracy\s+[01]\.\d{4}", out) and "tokens/s" in out
 
 
-def test_bench_cell_dry_run_times_each_layer_and_the_products_alone(capsys):
+def test_bench_cell_dry_run_names_the_machine_and_judges_every_row(capsys):
     import runpy
 
     bench = runpy.run_path(str(REPO / "scripts" / "bench_cell.py"))
     assert bench["main"](["--dry-run"]) == 0
     out = capsys.readouterr().out
-    for kind in ("keras.layers.LSTM", "RNN(LSTMCell)", "nlp_lstm.LSTM"):
-        assert len(re.findall(rf"\| {re.escape(kind)} +\| (no |yes) \|", out)) == 2, out
-    assert "| products alone" in out
-    bounds = re.findall(r"(no XLA|XLA): training <= ([\d.]+)x, inference <= ([\d.]+)x", out)
-    assert [b[0] for b in bounds] == ["no XLA", "XLA"] and all(float(b[1]) > 0 for b in bounds)
+    header = out.splitlines()[0]
+    from nlp_lstm import machine
+
+    assert machine.cpu_model() in header and "oneDNN " in header and "TensorFlow " in header, header
+    for shape in ("classifier", "sentiment", "nextword"):
+        for xla in ("no", "yes"):
+            rows = re.findall(rf"\| {shape} \| [^|]+ \| \d+ \| {xla} \| (keras.layers.LSTM|nlp_lstm.LSTM) \|", out)
+            assert rows == ["keras.layers.LSTM", "nlp_lstm.LSTM"], out
+    judged = re.findall(r"\| ([\d.]+)x \(([\d.]+)-([\d.]+)\) \| (PASS|FAIL) \|", out)
+    assert len(judged) == 12  # training and inference of 6 rows
+    for median, low, high, word in judged:
+        assert float(low) <= float(median) <= float(high)
+        assert word == ("PASS" if float(median) >= 0.95 else "FAIL")
+    assert re.search(r"\| [\d.]+x / [\d.]+x \|", out)  # the classifier's bound
 
 
 def test_bench_cell_xla_only_times_only_the_compiled_models(capsys):
     import runpy
 
     bench = runpy.run_path(str(REPO / "scripts" / "bench_cell.py"))
-    assert bench["main"](["--dry-run", "--xla-only", "--no-floor"]) == 0
+    assert bench["main"](["--dry-run", "--xla-only", "--no-floor", "--no-apps", "--variants"]) == 0
     out = capsys.readouterr().out
-    assert len(re.findall(r"\| yes \|", out)) == 3 and not re.search(r"\| no +\|", out), out
-    assert "products alone" not in out
+    rows = re.findall(r"\| classifier \| 8 \| 4 \| (yes|no) \| ([^|]+?) +\|", out)
+    assert rows == [("yes", "keras.layers.LSTM"), ("yes", "nlp_lstm.LSTM"), ("yes", "forced hoisted"),
+                    ("yes", "forced cell")], out  # fmt: skip
 
 
-def test_bench_cell_bound_is_the_reference_time_over_the_products_time():
+def test_bench_cell_judges_the_median_ratio_and_divides_the_bound_right():
     import runpy
 
-    format_floor = runpy.run_path(str(REPO / "scripts" / "bench_cell.py"))["format_floor"]
-    # 100 tokens a batch; keras trains at 50 tok/s (2 s a batch) and infers at 400 (0.25 s).
-    row = dict(kind="keras.layers.LSTM", jit=False, length=10, batch=10, train=50.0, infer=400.0)
-    line = format_floor([row, dict(row, kind="nlp_lstm.LSTM", train=80.0)], (0.125, 0.5))
-    assert "no XLA: training <= 4.00x, inference <= 2.00x" in line  # 2 / 0.5 and 0.25 / 0.125
-    assert "|       200 |" in line and "|       800 |" in line  # the products' own tokens/s
+    bench = runpy.run_path(str(REPO / "scripts" / "bench_cell.py"))
+    assert bench["verdict"]([0.90, 0.96, 0.97]) == "PASS" and bench["verdict"]([0.90, 0.94, 0.99]) == "FAIL"
+    assert bench["ratio_cell"]([1.2, 0.9, 1.0]) == "1.00x (0.90-1.20)"
+    # 100 tokens a batch; keras trains at 50 tok/s (2 s a batch) and infers at 400 (0.25 s); the products
+    # alone take 0.5 s (training) and 0.125 s (inference).
+    assert bench["bound_text"](100, (0.125, 0.5), dict(train=50.0, infer=400.0)) == "4.00x / 2.00x"

@@ -1,4 +1,8 @@
-"""nlp_lstm.layers.LSTM against keras.layers.LSTM and against RNN(LSTMCell): outputs and gradients."""
+"""nlp_lstm.layers.LSTM against keras.layers.LSTM and against RNN(LSTMCell): outputs and gradients.
+
+Every test runs once with each loop variant forced (`nlp_lstm.loops.VARIANTS`), whatever this machine
+would choose.
+"""
 
 import doctest
 
@@ -8,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 import nlp_lstm.layers
+from nlp_lstm import loops
 from nlp_lstm.cell import LSTMCell
 from nlp_lstm.layers import LSTM
 from tests.test_cell import (
@@ -23,6 +28,12 @@ from tests.test_cell import (
     padded_ids,
     twin_models,
 )  # fmt: skip
+
+
+@pytest.fixture(autouse=True, params=loops.VARIANTS)
+def loop(request):
+    with loops.forced(request.param):
+        yield request.param
 
 
 def ours(**kwargs):
@@ -62,36 +73,28 @@ def test_matches_keras_lstm_with_mask(pre, kwargs):
     assert_same(gradients(ref, ids), gradients(mine, ids))
 
 
-def run_wide_pair(monkeypatch, seed, training):
-    """keras.layers.LSTM and ours at INFERENCE_HOIST_BELOW units with the same weights, run on the
-    same input; returns both outputs and whether ours ran the hoisted loop."""
-    units = nlp_lstm.layers.INFERENCE_HOIST_BELOW
-    calls = []
-    hoisted = nlp_lstm.layers._lstm_forward
-    monkeypatch.setattr(nlp_lstm.layers, "_lstm_forward", lambda *a, **k: calls.append(1) or hoisted(*a, **k))
-    x = np.random.default_rng(seed).normal(size=(B, T, D)).astype("float32")
-    ref = keras.layers.LSTM(units, return_sequences=True, return_state=True)
-    mine = LSTM(units, return_sequences=True, return_state=True)
+@pytest.mark.parametrize("training", [False, True], ids=["inference", "training"])
+def test_wide_layers_match_keras(training):
+    """At 128 units, where the two loops' speeds cross on some CPUs, both stay exact."""
+    x = np.random.default_rng(1).normal(size=(B, T, D)).astype("float32")
+    ref = keras.layers.LSTM(128, return_sequences=True, return_state=True)
+    mine = LSTM(128, return_sequences=True, return_state=True)
     ref.build(x.shape)
     mine.build(x.shape)
     mine.set_weights(ref.get_weights())
-    return ref(x, training=training), mine(x, training=training), bool(calls)
+    assert_same(ref(x, training=training), mine(x, training=training))
 
 
-@pytest.mark.parametrize("training", [False, True], ids=["inference", "training"])
-def test_wide_layers_choose_their_loop_and_match_keras(training, monkeypatch):
-    """From INFERENCE_HOIST_BELOW units, inference runs the cell loop; training the hoisted loop."""
-    expected, actual, hoisted = run_wide_pair(monkeypatch, 1, training)
-    assert_same(expected, actual)
-    assert hoisted == training
-
-
-def test_on_a_gpu_inference_keeps_the_hoisted_loop_at_every_width(monkeypatch):
-    """The switch to the cell loop is for CPUs; an accelerator runs the hoisted loop, still exact."""
-    monkeypatch.setattr(nlp_lstm.layers, "_on_accelerator", lambda: True)
-    expected, actual, hoisted = run_wide_pair(monkeypatch, 3, training=False)
-    assert_same(expected, actual)
-    assert hoisted
+def test_the_forced_loop_runs(loop, monkeypatch):
+    """The layer runs the loop `choose` names (here forced), eagerly and inside a tf.function."""
+    ran = []
+    real_run = loops.run
+    monkeypatch.setattr(loops, "run", lambda variant, *a, **k: ran.append(variant) or real_run(variant, *a, **k))
+    layer = LSTM(U)
+    x = tf.constant(np.random.default_rng(2).normal(size=(B, T, D)).astype("float32"))
+    layer(x)
+    tf.function(lambda x: layer(x, training=True))(x)
+    assert ran == [loop, loop]
 
 
 def test_zero_output_for_mask_matches_rnn_of_cell():
@@ -180,9 +183,10 @@ def test_docstring_example_runs():
     assert result.attempted > 0 and result.failed == 0
 
 
-def test_backward_steps_multiply_by_an_untransposed_recurrent_kernel():
+def test_backward_steps_multiply_by_untransposed_kernels(loop):
     """d(h) inside the time loop is d(z) times a transposed copy of the kernel, not a MatMul with
-    transpose_b, which TensorFlow's CPU kernels run up to 3x slower and autodiff of h @ R would use."""
+    transpose_b, which TensorFlow's CPU kernels run up to 3x slower and autodiff of h @ R would use;
+    so is d(x_t) where the input product is inside the loop."""
     layer = LSTM(U, return_sequences=True)
     x = tf.constant(np.random.default_rng(4).normal(size=(B, T, D)).astype("float32"))
     layer(x)
@@ -198,11 +202,13 @@ def test_backward_steps_multiply_by_an_untransposed_recurrent_kernel():
     bodies = [f for f in library if "while_body" in f.signature.name]
     assert any(f.signature.name.endswith("_grad") or "_grad_" in f.signature.name for f in bodies)
     products = [n for f in bodies for n in f.node_def if n.op in ("MatMul", "BatchMatMulV2")]
-    assert len(products) >= 3  # forward h @ R; backward d(z) @ R^T and h^T @ d(z)
+    # Forward h @ R; backward d(z) @ R^T and h^T @ d(z); the cell loop also x_t @ W, d(z) @ W^T, x_t^T @ d(z).
+    assert len(products) >= {"hoisted": 3, "cell": 6}[loop]
     assert not [n.name for n in products if n.attr["transpose_b"].b]
-    # The kernel's copy is made outside the loop: the only transpose in the loop bodies is of h.
+    # The kernels' copies are made outside the loop: the only transposes in the loop bodies are of h
+    # (and of x_t in the cell loop).
     transposes = [n for f in bodies for n in f.node_def if n.op == "Transpose"]
-    assert len(transposes) == 1
+    assert len(transposes) == {"hoisted": 1, "cell": 2}[loop]
 
 
 def test_eager_stateful_gradients_match_keras():

@@ -1,0 +1,156 @@
+"""nlp_lstm.loops: the layer's loop is chosen by measuring where it is traced, cached, and can be pinned.
+
+The probe's timings are replaced by fixed ones where a test needs a known winner; one test runs the
+real probe. Exactness of each variant is tests/test_layers.py's (every test there runs both, forced).
+"""
+
+import doctest
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from nlp_lstm import loops
+from nlp_lstm.layers import LSTM
+
+B, T, D, U = 3, 5, 4, 6
+
+
+@pytest.fixture
+def fresh(tmp_path, monkeypatch):
+    """An empty cache file and no choice made yet in this process; records each probe's arguments and
+    answers with fixed timings in which `cell` wins."""
+    monkeypatch.setenv(loops.CACHE_ENV, str(tmp_path / "loops.json"))
+    monkeypatch.delenv(loops.LOOP_ENV, raising=False)
+    monkeypatch.setattr(loops, "_chosen", {})
+    probes = []
+
+    def fake_probe(units, input_dim, steps, batch, dtype, training, xla, return_sequences=True, masked=False):
+        probes.append(dict(units=units, input_dim=input_dim, steps=steps, batch=batch, dtype=dtype,
+                           training=training, xla=xla, masked=masked))  # fmt: skip
+        return {"hoisted": 0.002, "cell": 0.001}
+
+    monkeypatch.setattr(loops, "probe", fake_probe)
+    return probes
+
+
+def traced_choice(training=False, jit=False, **shape):
+    """What `choose` answers inside a tf.function (compiled by XLA or not)."""
+    shape = {"units": U, "input_dim": D, "steps": T, "batch": B, "dtype": "float32", **shape}
+    answer = []
+
+    @tf.function(jit_compile=jit, autograph=False)
+    def trace():
+        answer.append(loops.choose(training=training, **shape))
+        return tf.constant(0.0)
+
+    trace()
+    return answer[0]
+
+
+def test_eager_calls_take_the_hoisted_loop_without_measuring(fresh):
+    assert loops.choose(U, D, T, B, "float32", training=True) == "hoisted"
+    assert fresh == []
+
+
+def test_a_trace_measures_once_keeps_the_faster_and_caches_it(fresh, tmp_path, monkeypatch):
+    assert traced_choice() == "cell"
+    assert traced_choice() == "cell"
+    assert len(fresh) == 1 and fresh[0]["xla"] is False and fresh[0]["training"] is False
+    cache = json.loads((tmp_path / "loops.json").read_text())
+    (machine,) = cache.values()
+    (record,) = machine.values()
+    assert record["loop"] == "cell" and record["seconds"] == {"hoisted": 0.002, "cell": 0.001}
+    # A new process (nothing in memory) reads the file and does not measure again ...
+    monkeypatch.setattr(loops, "_chosen", {})
+    assert traced_choice() == "cell" and len(fresh) == 1
+    # ... unless it runs on another machine or TensorFlow.
+    monkeypatch.setattr(loops, "_chosen", {})
+    monkeypatch.setattr(loops, "_fingerprint", lambda: "another machine")
+    assert traced_choice() == "cell" and len(fresh) == 2
+    assert len(json.loads((tmp_path / "loops.json").read_text())) == 2
+
+
+def test_the_key_tells_training_xla_and_shape_apart(fresh):
+    traced_choice()
+    traced_choice(training=True)
+    traced_choice(jit=True)
+    traced_choice(steps=None, batch=None)
+    traced_choice(units=U + 1)
+    assert [(p["training"], p["xla"]) for p in fresh] == [(False, False), (True, False), (False, True)] + [
+        (False, False)
+    ] * 2
+    assert (fresh[3]["steps"], fresh[3]["batch"]) == (loops.PROBE_STEPS, loops.PROBE_BATCH)
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_compiled_models_ask_for_their_own_xla_setting(fresh, jit):
+    """Keras's train and predict functions trace the layer inside tf.function(jit_compile=...)."""
+    inputs = keras.Input((T,), dtype="int32")
+    outputs = keras.layers.Dense(1)(LSTM(U)(keras.layers.Embedding(20, D)(inputs)))
+    model = keras.Model(inputs, outputs)
+    model.compile("sgd", "mse", jit_compile=jit)
+    assert fresh == []  # building the model traces for shapes only: nothing measured
+    ids = np.ones((B, T), "int32")
+    model.train_on_batch(ids, np.zeros((B, 1), "float32"))
+    model.predict_on_batch(ids)
+    assert [(p["training"], p["xla"]) for p in fresh] == [(True, jit), (False, jit)]
+    assert fresh[0]["units"] == U and fresh[0]["input_dim"] == D and fresh[0]["steps"] == T
+
+
+def test_a_corrupt_cache_is_measured_over_and_rewritten(fresh, tmp_path):
+    (tmp_path / "loops.json").write_bytes(b"\xff{not json")
+    assert traced_choice() == "cell" and len(fresh) == 1
+    assert json.loads((tmp_path / "loops.json").read_text())
+
+
+def test_an_unwritable_cache_still_chooses(fresh, tmp_path, monkeypatch, caplog):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv(loops.CACHE_ENV, str(blocker / "loops.json"))  # a folder that is a file
+    assert traced_choice() == "cell"
+    assert "cannot keep the LSTM loop choice" in caplog.text
+
+
+def test_the_environment_and_forced_pin_the_loop(fresh, monkeypatch):
+    monkeypatch.setenv(loops.LOOP_ENV, "hoisted")
+    assert traced_choice() == "hoisted"
+    with loops.forced("cell"):
+        assert traced_choice() == "cell"
+    assert fresh == []
+    monkeypatch.setenv(loops.LOOP_ENV, "fastest")
+    with pytest.raises(ValueError, match="NLP_LSTM_LOOP must be auto, hoisted or cell"):
+        traced_choice()
+    with pytest.raises(ValueError, match="loop must be one of"):
+        loops.forced("fastest").__enter__()
+
+
+def test_the_real_probe_times_both_variants(monkeypatch):
+    for training in (False, True):
+        seconds = loops.probe(U, D, T, B, "float32", training=training, xla=False, masked=training)
+        assert set(seconds) == set(loops.VARIANTS) and all(s > 0 for s in seconds.values())
+
+
+def test_use_cudnn_is_kept_and_checked_as_keras_does():
+    for value in ("auto", True, False):
+        assert LSTM(U, use_cudnn=value).use_cudnn == keras.layers.LSTM(U, use_cudnn=value).use_cudnn == value
+    for layer_class in (LSTM, keras.layers.LSTM):
+        with pytest.raises(ValueError, match="use_cudnn"):
+            layer_class(U, use_cudnn="yes")
+    both = keras.layers.Bidirectional(LSTM(U, use_cudnn=False))
+    assert both.forward_layer.use_cudnn is False and both.backward_layer.use_cudnn is False
+    # Not saved, as keras.layers.LSTM does not save it.
+    assert ("use_cudnn" in LSTM(U).get_config()) == ("use_cudnn" in keras.layers.LSTM(U).get_config())
+    # It changes nothing: the same numbers with either value.
+    x = np.random.default_rng(0).normal(size=(B, T, D)).astype("float32")
+    on, off = LSTM(U, use_cudnn=True), LSTM(U, use_cudnn=False)
+    on.build(x.shape), off.build(x.shape)
+    off.set_weights(on.get_weights())
+    np.testing.assert_array_equal(np.asarray(on(x)), np.asarray(off(x)))
+
+
+def test_docstring_example_runs():
+    result = doctest.testmod(loops, raise_on_error=False)
+    assert result.attempted > 0 and result.failed == 0
