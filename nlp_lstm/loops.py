@@ -3,9 +3,9 @@
 The variants compute the same equations (`nlp_lstm.cell`) and agree to float rounding; the tests check
 each, forced, against `keras.layers.LSTM`:
 
-    "hoisted"  `x @ kernel + bias` for every step as one product before the loop; a step then does
-               `h @ recurrent_kernel` and the gates. Fewer ops per step, but it writes and reads back a
-               (batch, time, 4 * units) tensor.
+    "hoisted"  `x @ kernel + bias` for every step as one product before the loop, time-major; a step
+               then does `h @ recurrent_kernel` and the gates. Fewer ops per step, but it writes and
+               reads back a (time, batch, 4 * units) tensor.
     "cell"     a step does `x_t @ kernel + h @ recurrent_kernel + bias` and the gates, as
                `keras.layers.LSTM` does on a CPU.
 
@@ -22,7 +22,7 @@ trace is, and keeps the faster.
   `~/.cache/nlp_lstm/loops.json` (`$XDG_CACHE_HOME` if set), under the machine's fingerprint (CPU model,
   vector extensions, usable cores, oneDNN, GPUs, TensorFlow and Keras versions): another machine, or a
   new TensorFlow, measures again. A file that cannot be read or written is ignored.
-- Cost: a few tracings and 2 x PROBE_ROUNDS runs of the layer per new key, once per machine (see
+- Cost: a few tracings and 2 x PROBE_ROUNDS rounds of at least PROBE_ROUND_S per new key, once per machine (see
   docs/benchmarks.md for the apps' figures); nothing when the key is cached.
 - Not probed: eager execution (op by op, "hoisted": fewer ops per step), and backends other than
   TensorFlow ("hoisted", measured faster on an H100 under JAX).
@@ -38,6 +38,7 @@ import concurrent.futures
 import contextlib
 import json
 import logging
+import math
 import os
 import statistics
 import threading
@@ -58,7 +59,8 @@ LOOP_ENV = "NLP_LSTM_LOOP"
 CACHE_ENV = "NLP_LSTM_CACHE"
 PROBE_BATCH = 64  # rows probed when the batch is unknown at tracing (the apps train with 64)
 PROBE_STEPS = 256  # steps probed when the length is unknown at tracing
-PROBE_ROUNDS = 5  # timed runs of each variant, alternating; the medians are compared
+PROBE_ROUNDS = 5  # timed rounds of each variant, alternating; the medians are compared
+PROBE_ROUND_S = 0.05  # a round repeats its call until it lasts this long (up to 50 calls)
 
 _log = logging.getLogger(__name__)
 _lock = threading.RLock()
@@ -126,7 +128,11 @@ def run(variant, x, h0, c0, kernel, recurrent_kernel, bias, mask=None, rec_mask=
         raise ValueError(f"loop must be one of {', '.join(VARIANTS)}, got {variant!r}")
     recurrent_product = _product(recurrent_kernel, training)
     if variant == "hoisted":
-        inputs = ops.matmul(x, kernel)  # (batch, time, 4 * units), one product for all steps
+        # Time-major before the product: transposing the (batch, time, 4 * units) result instead, as the
+        # time loop needs it, cost more than the product (1.3-2.0x slower loops, docs/benchmarks.md).
+        x = ops.transpose(x, (1, 0, 2))  # (time, batch, input_dim)
+        mask = ops.transpose(mask) if mask is not None else None  # (time, batch)
+        inputs = ops.matmul(x, kernel)  # (time, batch, 4 * units), one product for all steps
         if bias is not None:
             inputs = inputs + bias
 
@@ -144,7 +150,20 @@ def run(variant, x, h0, c0, kernel, recurrent_kernel, bias, mask=None, rec_mask=
         h, c = lstm_step(input_part(input_t), states[0], states[1], recurrent_product, rec_mask)
         return h, [h, c]
 
-    _, hs, (h, c) = backend.rnn(step, inputs, [h0, c0], mask=mask, return_all_outputs=return_sequences)
+    time_major = variant == "hoisted"
+    steps = None
+    if time_major and inputs.shape[1] is not None:
+        # Keras's rnn takes a missing input_length from inputs.shape[1], the batch when time-major: say
+        # it. An unknown length (a TensorFlow graph) cannot be said, so the batch is made unknown too.
+        steps = inputs.shape[0]
+        if steps is None:
+            inputs = ops.reshape(inputs, (ops.shape(inputs)[0], -1, inputs.shape[2]))  # (None, None, 4u)
+    _, hs, (h, c) = backend.rnn(
+        step, inputs, [h0, c0], mask=mask, return_all_outputs=return_sequences, time_major=time_major,
+        input_length=steps,
+    )  # fmt: skip
+    if time_major:
+        hs = ops.transpose(hs, (1, 0, 2))  # (batch, time or 1, units)
     return hs, h, c
 
 
@@ -244,7 +263,7 @@ def _cached_choice(key: str) -> str | None:
 
 
 def probe(units, input_dim, steps, batch, dtype, training, xla, return_sequences=True, masked=False):
-    """Seconds per run of each variant at this shape: the median of PROBE_ROUNDS runs, taken in turn
+    """Seconds per run of each variant at this shape: the median of PROBE_ROUNDS rounds, taken in turn
     (A B, B A, ...) so that drift of a shared machine hits both alike. Runs eagerly (TensorFlow)."""
     import numpy as np
     import tensorflow as tf
@@ -272,15 +291,21 @@ def probe(units, input_dim, steps, batch, dtype, training, xla, return_sequences
         return tf.function(forward_backward if training else forward, jit_compile=xla, autograph=False)
 
     functions = {variant: function(variant) for variant in VARIANTS}
-    for fn in functions.values():
-        for _ in range(2):  # trace and compile, then one warm run
-            tf.nest.map_structure(lambda t: t.numpy(), fn(*args))
+
+    def seconds_for(variant, calls):
+        start = time.perf_counter()
+        for _ in range(calls):
+            tf.nest.map_structure(lambda t: t.numpy(), functions[variant](*args))
+        return (time.perf_counter() - start) / calls
+
+    warm = {variant: [seconds_for(variant, 1) for _ in range(2)][-1] for variant in VARIANTS}  # trace, compile, warm
+    # Calls per round: enough for a round to last PROBE_ROUND_S, so that a fast shape is not timed over
+    # a few milliseconds of a shared machine.
+    calls = max(1, min(50, math.ceil(PROBE_ROUND_S / max(min(warm.values()), 1e-6))))
     seconds = {variant: [] for variant in VARIANTS}
     for round_ in range(PROBE_ROUNDS):
         for variant in VARIANTS if round_ % 2 == 0 else VARIANTS[::-1]:
-            start = time.perf_counter()
-            tf.nest.map_structure(lambda t: t.numpy(), functions[variant](*args))
-            seconds[variant].append(time.perf_counter() - start)
+            seconds[variant].append(seconds_for(variant, calls))
     return {variant: statistics.median(times) for variant, times in seconds.items()}
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import statistics
 import sys
 import time
@@ -53,7 +54,8 @@ class BenchConfig:
     batch: int = 64
     embedding: int = 128
     vocabulary: int = 20000
-    steps: int = 2  # batches per timing
+    steps: int = 2  # passes over the shape's batches per timing, at least
+    min_seconds: float = 0.5  # and at least this long for keras.layers.LSTM
     repeats: int = 5
     xla: tuple[bool, ...] = (False, True)
     variants: bool = False  # also time each loop variant forced
@@ -138,15 +140,15 @@ def nextword_shape(config: BenchConfig) -> Shape:
     return Shape("nextword", steps, 256, build, [(ids, targets)], ids.size, None)
 
 
-def time_model(model: keras.Model, batches: list, steps: int) -> tuple[float, float]:
-    """Seconds for `steps` passes over the batches: training, then inference."""
+def time_model(model: keras.Model, batches: list, train_passes: int, infer_passes: int) -> tuple[float, float]:
+    """Seconds for passes over the batches: training, then inference."""
     start = time.perf_counter()
-    for _ in range(steps):
+    for _ in range(train_passes):
         for x, y in batches:
             model.train_on_batch(x, y)
     train = time.perf_counter() - start
     start = time.perf_counter()
-    for _ in range(steps):
+    for _ in range(infer_passes):
         for x, _ in batches:
             np.asarray(model.predict_on_batch(x))
     return train, time.perf_counter() - start
@@ -162,14 +164,18 @@ def bench_shape(config: BenchConfig, shape: Shape, jit: bool) -> list[dict]:
             loss = "binary_crossentropy" if shape.name != "nextword" else "mse"
             model.compile(optimizer="adam", loss=loss, jit_compile=jit)
             for _ in range(3):  # trace, choose the loop, compile; Keras retraces once for new shapes
-                time_model(model, shape.batches, 1)
+                time_model(model, shape.batches, 1, 1)
         models[kind] = model
+    # Passes per timing: at least `steps`, and enough for the reference to take `min_seconds`, so that a
+    # fast inference is not timed over a few milliseconds.
+    train_once, infer_once = time_model(models[REFERENCE], shape.batches, 1, 1)
+    passes = [max(config.steps, math.ceil(config.min_seconds / max(t, 1e-6))) for t in (train_once, infer_once)]
     times = {kind: ([], []) for kind in models}
     order = list(models)
     for repeat in range(config.repeats):
         for kind in order if repeat % 2 == 0 else order[::-1]:
             with table[kind][1]():
-                train, infer = time_model(models[kind], shape.batches, config.steps)
+                train, infer = time_model(models[kind], shape.batches, *passes)
             times[kind][0].append(train)
             times[kind][1].append(infer)
     rows = []
@@ -177,9 +183,8 @@ def bench_shape(config: BenchConfig, shape: Shape, jit: bool) -> list[dict]:
         ref_train, ref_infer = times[REFERENCE]
         train_ratios = [r / t for r, t in zip(ref_train, train)]
         infer_ratios = [r / t for r, t in zip(ref_infer, infer)]
-        tokens = shape.tokens * config.steps
-        rows.append(dict(kind=kind, shape=shape, jit=jit, train=tokens / statistics.median(train),
-                         infer=tokens / statistics.median(infer), train_ratios=train_ratios,
+        rows.append(dict(kind=kind, shape=shape, jit=jit, train=shape.tokens * passes[0] / statistics.median(train),
+                         infer=shape.tokens * passes[1] / statistics.median(infer), train_ratios=train_ratios,
                          infer_ratios=infer_ratios))  # fmt: skip
     return rows
 
@@ -289,7 +294,8 @@ def shapes(config: BenchConfig) -> list[Shape]:
 def run(config: BenchConfig) -> list[dict]:
     print(f"# bench_cell on {machine.describe()}", flush=True)
     print(
-        f"# batch {config.batch}, {config.repeats} repeats x {config.steps} batches each, layers timed in turn; "
+        f"# batch {config.batch}, {config.repeats} repeats of >= {config.steps} passes and >= {config.min_seconds} s "
+        "each, layers timed in turn; "
         f"median tokens/s; ratio = median of the per-repeat ratios to {REFERENCE} (min-max); "
         f"PASS at >= {FLOOR:.2f}x; loop cache {loops.cache_path()}",
         flush=True,
@@ -322,7 +328,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-apps", action="store_true", help="skip the apps' shapes")
     parser.add_argument("--batch", type=int, default=64, help="batch size")
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats per layer (median)")
-    parser.add_argument("--steps", type=int, default=2, help="batches per timed repeat")
+    parser.add_argument("--steps", type=int, default=2, help="passes over the batches per timing, at least")
+    parser.add_argument("--min-seconds", type=float, default=0.5,
+                        help="and at least this long for keras.layers.LSTM (more passes for fast shapes)")  # fmt: skip
     xla = parser.add_mutually_exclusive_group()
     xla.add_argument("--no-xla", action="store_true", help="skip the jit_compile=True models")
     xla.add_argument("--xla-only", action="store_true", help="skip the models without jit_compile")
@@ -337,13 +345,14 @@ def main(argv: list[str] | None = None) -> int:
         batch=args.batch,
         repeats=args.repeats,
         steps=args.steps,
+        min_seconds=args.min_seconds,
         xla=(False,) if args.no_xla else (True,) if args.xla_only else (False, True),
         variants=args.variants,
         floor=not args.no_floor,
     )
     if args.dry_run:
         config = replace(config, lengths=(8,), units=(4,), batch=4, embedding=8, vocabulary=50, steps=1,
-                         repeats=1, sentiment_lengths=(4, 8), nextword_steps=4)  # fmt: skip
+                         repeats=1, min_seconds=0.0, sentiment_lengths=(4, 8), nextword_steps=4)  # fmt: skip
     run(config)
     return 0
 

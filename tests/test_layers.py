@@ -85,6 +85,18 @@ def test_wide_layers_match_keras(training):
     assert_same(ref(x, training=training), mine(x, training=training))
 
 
+@pytest.mark.parametrize("signature", [(B, None, D), (None, None, D), (None, T, D), (B, T, D)])
+def test_traced_with_unknown_dimensions_matches_keras(signature):
+    """A graph may know the batch but not the length (or neither): every step still runs."""
+    x = np.random.default_rng(7).normal(size=(B, T, D)).astype("float32")
+    ref, mine = keras.layers.LSTM(U, return_sequences=True), LSTM(U, return_sequences=True)
+    ref.build(x.shape)
+    mine.build(x.shape)
+    mine.set_weights(ref.get_weights())
+    traced = tf.function(lambda x: mine(x), input_signature=[tf.TensorSpec(signature, "float32")])
+    assert_same(ref(x), traced(x))
+
+
 def test_the_forced_loop_runs(loop, monkeypatch):
     """The layer runs the loop `choose` names (here forced), eagerly and inside a tf.function."""
     ran = []
