@@ -3,9 +3,9 @@
 The variants compute the same equations (`nlp_lstm.cell`) and agree to float rounding; the tests check
 each, forced, against `keras.layers.LSTM`:
 
-    "hoisted"  `x @ kernel + bias` for every step as one product before the loop, time-major; a step
-               then does `h @ recurrent_kernel` and the gates. Fewer ops per step, but it writes and
-               reads back a (time, batch, 4 * units) tensor.
+    "hoisted"  `x @ kernel + bias` for every step as one product before the loop; a step then does
+               `h @ recurrent_kernel` and the gates. Fewer ops per step, but the product runs before the
+               loop, where in the cell loop it overlaps with the steps' chain of dependent ops.
     "cell"     a step does `x_t @ kernel + h @ recurrent_kernel + bias` and the gates, as
                `keras.layers.LSTM` does on a CPU.
 
@@ -128,11 +128,7 @@ def run(variant, x, h0, c0, kernel, recurrent_kernel, bias, mask=None, rec_mask=
         raise ValueError(f"loop must be one of {', '.join(VARIANTS)}, got {variant!r}")
     recurrent_product = _product(recurrent_kernel, training)
     if variant == "hoisted":
-        # Time-major before the product: transposing the (batch, time, 4 * units) result instead, as the
-        # time loop needs it, cost more than the product (1.3-2.0x slower loops, docs/benchmarks.md).
-        x = ops.transpose(x, (1, 0, 2))  # (time, batch, input_dim)
-        mask = ops.transpose(mask) if mask is not None else None  # (time, batch)
-        inputs = ops.matmul(x, kernel)  # (time, batch, 4 * units), one product for all steps
+        inputs = ops.matmul(x, kernel)  # (batch, time, 4 * units), one product for all steps
         if bias is not None:
             inputs = inputs + bias
 
@@ -150,20 +146,7 @@ def run(variant, x, h0, c0, kernel, recurrent_kernel, bias, mask=None, rec_mask=
         h, c = lstm_step(input_part(input_t), states[0], states[1], recurrent_product, rec_mask)
         return h, [h, c]
 
-    time_major = variant == "hoisted"
-    steps = None
-    if time_major and inputs.shape[1] is not None:
-        # Keras's rnn takes a missing input_length from inputs.shape[1], the batch when time-major: say
-        # it. An unknown length (a TensorFlow graph) cannot be said, so the batch is made unknown too.
-        steps = inputs.shape[0]
-        if steps is None:
-            inputs = ops.reshape(inputs, (ops.shape(inputs)[0], -1, inputs.shape[2]))  # (None, None, 4u)
-    _, hs, (h, c) = backend.rnn(
-        step, inputs, [h0, c0], mask=mask, return_all_outputs=return_sequences, time_major=time_major,
-        input_length=steps,
-    )  # fmt: skip
-    if time_major:
-        hs = ops.transpose(hs, (1, 0, 2))  # (batch, time or 1, units)
+    _, hs, (h, c) = backend.rnn(step, inputs, [h0, c0], mask=mask, return_all_outputs=return_sequences)
     return hs, h, c
 
 
