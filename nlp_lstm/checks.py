@@ -12,6 +12,10 @@ import sys
 from typing import Any
 
 SEED_LIMIT = 2**32  # numpy and Keras take seeds in [0, 2**32)
+# Keras dtype policies the train commands offer: the word vectors and LSTMs compute in bfloat16 under
+# "mixed_bfloat16" (weights stay float32; heads and losses compute in float32). docs/benchmarks.md has the
+# figures; it pays only on a CPU with BF16 instructions (AVX-512 BF16, AMX) or an accelerator.
+PRECISIONS = ("float32", "mixed_bfloat16")
 
 
 def _is_number(value: Any) -> bool:
@@ -62,6 +66,11 @@ def check_count(name: str, value: Any, least: int = 1, none_ok: bool = False) ->
     if isinstance(value, bool) or not isinstance(value, int) or value < least:
         extra = " or None" if none_ok else ""
         raise ValueError(f"{name} must be an integer >= {least}{extra}, got {value!r}")
+
+
+def check_precision(value: Any) -> None:
+    if value not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {value!r}")
 
 
 def usage_error(prog: str, error: Exception | str) -> SystemExit:

@@ -175,9 +175,8 @@ class LSTM(keras.layers.RNN):
             rec_mask,
             return_sequences=self.return_sequences,
             training=training,
+            zero_output_for_mask=self.zero_output_for_mask,
         )
-        if mask is not None and self.zero_output_for_mask:
-            hs = ops.where(mask[..., None], hs, ops.zeros_like(hs))
         return hs[:, -1], hs, [h, c]
 
     @property

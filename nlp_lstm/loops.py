@@ -115,14 +115,15 @@ def lstm_step(z_x, h, c, recurrent_product, rec_mask):
 
 
 def run(variant, x, h0, c0, kernel, recurrent_kernel, bias, mask=None, rec_mask=None, return_sequences=True,
-        training=False):  # fmt: skip
+        training=False, zero_output_for_mask=False):  # fmt: skip
     """The time loop: autodiff gives its backward pass, except the products' in training (`_product`).
 
     Args: variant, one of VARIANTS; x (batch, time, input_dim), already dropped out and in reading order;
     h0, c0 (batch, units); kernel (input_dim, 4 * units), recurrent_kernel (units, 4 * units) and bias
     (4 * units,) or None, as tensors of x's dtype; mask (batch, time) bool or None; rec_mask (batch, units)
     or None. Returns the outputs (batch, time, units) as keras.layers.RNN gives them (a masked step repeats
-    the last output, zeros before any), or only the last (batch, 1, units); and h, c.
+    the last output, zeros before any; zeros with `zero_output_for_mask`), or only the last (batch, 1,
+    units); and h, c.
     """
     if variant not in VARIANTS:
         raise ValueError(f"loop must be one of {', '.join(VARIANTS)}, got {variant!r}")
@@ -146,7 +147,10 @@ def run(variant, x, h0, c0, kernel, recurrent_kernel, bias, mask=None, rec_mask=
         h, c = lstm_step(input_part(input_t), states[0], states[1], recurrent_product, rec_mask)
         return h, [h, c]
 
-    _, hs, (h, c) = backend.rnn(step, inputs, [h0, c0], mask=mask, return_all_outputs=return_sequences)
+    _, hs, (h, c) = backend.rnn(
+        step, inputs, [h0, c0], mask=mask, return_all_outputs=return_sequences,
+        zero_output_for_mask=zero_output_for_mask,
+    )  # fmt: skip
     return hs, h, c
 
 

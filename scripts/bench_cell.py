@@ -325,7 +325,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench_cell.py", description=__doc__.split("\n")[0])
     parser.add_argument("--lengths", type=int, nargs="+", default=[200, 400], help="sequence lengths")
     parser.add_argument("--units", type=int, nargs="+", default=[64, 128, 256], help="LSTM widths")
-    parser.add_argument("--no-apps", action="store_true", help="skip the apps' shapes")
+    apps = parser.add_mutually_exclusive_group()
+    apps.add_argument("--no-apps", action="store_true", help="skip the apps' shapes")
+    apps.add_argument("--apps-only", action="store_true", help="only the apps' shapes")
     parser.add_argument("--batch", type=int, default=64, help="batch size")
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats per layer (median)")
     parser.add_argument("--steps", type=int, default=2, help="passes over the batches per timing, at least")
@@ -339,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="tiny shapes, one step, one repeat")
     args = parser.parse_args(argv)
     config = BenchConfig(
-        lengths=tuple(args.lengths),
+        lengths=() if args.apps_only else tuple(args.lengths),
         units=tuple(args.units),
         apps=not args.no_apps,
         batch=args.batch,

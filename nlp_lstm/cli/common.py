@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
+
+from nlp_lstm.checks import PRECISIONS
 
 DRY_RUN_LIMIT = 16  # reviews per split in a dry run
 
@@ -34,3 +37,21 @@ def add_data_argument(parser: argparse.ArgumentParser, what: str) -> None:
 def add_dry_run_argument(parser: argparse.ArgumentParser, what: str) -> None:
     """--dry-run: the same code on a handful of examples and a tiny model, in seconds (for CI)."""
     parser.add_argument("--dry-run", action="store_true", help=f"{what}, in seconds (for CI)")
+
+
+def add_precision_argument(parser: argparse.ArgumentParser, default: str, what: str) -> None:
+    """--precision: float32, or mixed_bfloat16 for `what` (the heads and the loss stay float32)."""
+    parser.add_argument(
+        "--precision", choices=PRECISIONS, default=default,
+        help=f"mixed_bfloat16: {what} compute in bfloat16, weights and heads stay float32; pays on a CPU "
+        f"with BF16 instructions (docs/benchmarks.md) (default: {default})",
+    )  # fmt: skip
+
+
+def note_precision(precision: str) -> None:
+    """Says on stderr when bfloat16 is asked for on a CPU without BF16 instructions, where it is emulated."""
+    from nlp_lstm.machine import vector_extensions
+
+    if precision == "mixed_bfloat16" and not {"avx512_bf16", "amx_bf16"} & set(vector_extensions()):
+        print("note: this CPU has no BF16 instructions (AVX-512 BF16, AMX): unless a GPU trains, "
+              "--precision mixed_bfloat16 runs slower than float32", file=sys.stderr)  # fmt: skip

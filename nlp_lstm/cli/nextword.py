@@ -15,6 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from nlp_lstm.checks import non_negative_int, positive_int, usage_error
+from nlp_lstm.cli.common import add_precision_argument, note_precision
 from nlp_lstm.data_config import CorpusConfig
 from nlp_lstm.distribute import StrategyError, add_strategy_arguments, make_strategy, role_of, strategy_config_from_args
 from nlp_lstm.nextword.config import (
@@ -161,6 +162,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="rows continue each other from batch to batch and carry their states (one device)",
     )
+    add_precision_argument(parser, d.precision, "the embedding lookups and the LSTMs")
     add_strategy_arguments(parser)
     parser.add_argument(
         "--dry-run",
@@ -180,7 +182,7 @@ def _configs(args: argparse.Namespace) -> tuple[CorpusConfig, NextWordConfig]:
             dropout=args.dropout, tie_embeddings=not args.no_tie_embeddings, num_sampled=args.num_sampled,
             window=args.window, batch_size=args.batch_size, train_tokens=args.train_tokens, epochs=args.epochs,
             learning_rate=args.learning_rate, patience=args.patience, seed=args.seed, backup_every=args.backup_every,
-            carry_states=args.carry_states,
+            carry_states=args.carry_states, precision=args.precision,
         )  # fmt: skip
         if args.dry_run:
             config = dry_run_config(config)
@@ -202,6 +204,7 @@ def _configs(args: argparse.Namespace) -> tuple[CorpusConfig, NextWordConfig]:
 def run_train(args: argparse.Namespace) -> int:
     """Runs `nlp-lstm train nextword`; prints where the model went and its validation perplexity."""
     corpus, config = _configs(args)
+    note_precision(config.precision)
     strategy = make_strategy(strategy_config_from_args(args))  # first: a cluster forms before TensorFlow runs
     out = args.out or (tempfile.mkdtemp(prefix="nlp-lstm-dry-run-") if args.dry_run else DEFAULT_MODEL_DIR)
     from nlp_lstm.nextword.train import nextword_fit_config, train_nextword

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from nlp_lstm.checks import check_count, check_positive, check_rate, check_seed
+from nlp_lstm.checks import check_count, check_positive, check_precision, check_rate, check_seed
 from nlp_lstm.data_config import CorpusConfig, DataError, corpus_split, read_text_files, split_paragraphs
 
 APP = "nextword"  # config.json's "app"
@@ -49,6 +49,8 @@ class NextWordModelConfig:
             the batch before ended with (row by row, kept in the `carried_states` weight), for batches
             whose rows continue each other (`text.make_language_model_streams`). Inference and
             validation always start from the states they are given, zeros by default.
+        precision: "float32", or "mixed_bfloat16": the embedding lookups, dropout and LSTMs compute in
+            bfloat16; the projection to the vocabulary and the loss in float32.
 
     Example:
 
@@ -66,6 +68,7 @@ class NextWordModelConfig:
     num_sampled: int = 1024
     seed: int = 1337
     carry_batch: int = 0
+    precision: str = "float32"
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "embedding_dim", "units"):
@@ -83,6 +86,7 @@ class NextWordModelConfig:
         check_seed("seed", self.seed)
         if isinstance(self.carry_batch, bool) or not isinstance(self.carry_batch, int) or self.carry_batch < 0:
             raise ValueError(f"carry_batch must be an integer >= 0, got {self.carry_batch!r}")
+        check_precision(self.precision)
 
     @property
     def state_width(self) -> int:
@@ -118,6 +122,7 @@ class NextWordConfig:
             Each epoch reads the start of a new, reshuffled pass, its first batch from the states the
             epoch before ended with (as at a pass's end: once in thousands of steps). One device only.
             A config.json without it was trained without.
+        precision: "float32" or "mixed_bfloat16" (`NextWordModelConfig`).
 
     Example:
 
@@ -144,6 +149,7 @@ class NextWordConfig:
     seed: int = 1337
     backup_every: int = 500
     carry_states: bool = False
+    precision: str = "float32"
 
     def __post_init__(self) -> None:
         for name in ("max_tokens", "window", "batch_size", "train_tokens", "epochs", "backup_every"):
@@ -171,6 +177,7 @@ class NextWordConfig:
             vocab_size=vocab_size, embedding_dim=self.embedding_dim, units=self.units,
             num_layers=self.num_layers, dropout=self.dropout, tie_embeddings=self.tie_embeddings,
             num_sampled=self.num_sampled, seed=self.seed, carry_batch=self.batch_size if self.carry_states else 0,
+            precision=self.precision,
         )  # fmt: skip
 
     @classmethod

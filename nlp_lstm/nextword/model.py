@@ -144,18 +144,21 @@ class NextWordModel(keras.Model):
         num_sampled: int = 1024,
         seed: int = 1337,
         carry_batch: int = 0,
+        precision: str = "float32",
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.config = NextWordModelConfig(
-            vocab_size, embedding_dim, units, num_layers, dropout, tie_embeddings, num_sampled, seed, carry_batch
-        )
-        self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
+            vocab_size, embedding_dim, units, num_layers, dropout, tie_embeddings, num_sampled, seed, carry_batch,
+            precision,
+        )  # fmt: skip
+        low = precision  # the reading part; the projection and the loss compute in float32 (keras.ops promote)
+        self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding", dtype=low)
         self.lstm_layers = [
-            LSTM(units, return_sequences=True, return_state=True, seed=seed + i, name=f"lstm_{i}")
+            LSTM(units, return_sequences=True, return_state=True, seed=seed + i, name=f"lstm_{i}", dtype=low)
             for i in range(num_layers)
         ]
-        self.dropout = keras.layers.Dropout(dropout, seed=seed, name="dropout")
+        self.dropout = keras.layers.Dropout(dropout, seed=seed, name="dropout", dtype=low)
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def build(self, input_shape=None):
@@ -220,6 +223,7 @@ class NextWordModel(keras.Model):
         # matmul with a transpose, not einsum("...u,vu->...v"): on TensorFlow's CPU kernels the ellipsis
         # einsum ran 4-6x slower on (16, 64, 256) features (1.5 s against 0.26 s; scripts/bench_nextword.py
         # spent most of its time there). The transpose folds into the matmul inside tf.function.
+        features = ops.cast(features, "float32")  # bfloat16 under --precision mixed_bfloat16: project in float32
         return ops.matmul(features, ops.transpose(self.output_embeddings)) + self.output_bias
 
     def step(self, token_ids, states):
@@ -236,8 +240,9 @@ class NextWordModel(keras.Model):
         config = self.config
         if training and config.uses_sampled_softmax:
             losses = sampled_softmax_loss(
-                y_pred, y, self.output_embeddings, self.output_bias, config.num_sampled, self.seed_generator
-            )
+                ops.cast(y_pred, "float32"), y, self.output_embeddings, self.output_bias, config.num_sampled,
+                self.seed_generator,
+            )  # fmt: skip
         else:
             losses = keras.losses.sparse_categorical_crossentropy(y, self.logits(y_pred), from_logits=True)
         if sample_weight is not None:  # (batch, time): 0 for padding
