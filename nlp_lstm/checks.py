@@ -12,9 +12,10 @@ import sys
 from typing import Any
 
 SEED_LIMIT = 2**32  # numpy and Keras take seeds in [0, 2**32)
-# Keras dtype policies the train commands offer: the word vectors and LSTMs compute in bfloat16 under
-# "mixed_bfloat16" (weights stay float32; heads and losses compute in float32). docs/benchmarks.md has the
-# figures; it pays only on a CPU with BF16 instructions (AVX-512 BF16, AMX) or an accelerator.
+# Keras dtype policies `train nextword` offers: its embedding lookups and LSTMs compute in bfloat16 under
+# "mixed_bfloat16" (weights stay float32; the projection and the loss compute in float32). It paid for the
+# next-word model (256 units) on a CPU with BF16 instructions, not for the sentiment BiLSTM (64 units):
+# docs/benchmarks.md.
 PRECISIONS = ("float32", "mixed_bfloat16")
 
 

@@ -18,6 +18,12 @@ from nlp_lstm.layers import LSTM
 B, T, D, U = 3, 5, 4, 6
 
 
+class _Probes(list):
+    """The probes' arguments, in order; `timings` is what each answers."""
+
+    timings: dict
+
+
 @pytest.fixture
 def fresh(tmp_path, monkeypatch):
     """An empty cache file and no choice made yet in this process; records each probe's arguments and
@@ -25,12 +31,14 @@ def fresh(tmp_path, monkeypatch):
     monkeypatch.setenv(loops.CACHE_ENV, str(tmp_path / "loops.json"))
     monkeypatch.delenv(loops.LOOP_ENV, raising=False)
     monkeypatch.setattr(loops, "_chosen", {})
-    probes = []
+    probes = _Probes()
 
     def fake_probe(units, input_dim, steps, batch, dtype, training, xla, return_sequences=True, masked=False):
         probes.append(dict(units=units, input_dim=input_dim, steps=steps, batch=batch, dtype=dtype,
                            training=training, xla=xla, masked=masked))  # fmt: skip
-        return {"hoisted": 0.002, "cell": 0.001}
+        return dict(probes.timings)
+
+    probes.timings = {"hoisted": 0.002, "cell": 0.001}
 
     monkeypatch.setattr(loops, "probe", fake_probe)
     return probes
@@ -48,6 +56,22 @@ def traced_choice(training=False, jit=False, **shape):
 
     trace()
     return answer[0]
+
+
+def test_the_hoisted_loop_must_win_clearly_and_a_cached_choice_is_decided_again(fresh, tmp_path, monkeypatch):
+    fresh.timings = {"hoisted": 0.0090, "cell": 0.0100}  # 10% faster: chosen
+    assert traced_choice() == "hoisted"
+    fresh.timings = {"hoisted": 0.0098, "cell": 0.0100}  # 2%: within the probe's noise, the cell loop
+    assert traced_choice(units=U + 1) == "cell"
+    # A cache written under another rule keeps its timings; the choice is made again from them.
+    path = tmp_path / "loops.json"
+    cache = json.loads(path.read_text())
+    for record in next(iter(cache.values())).values():
+        record["loop"], record["seconds"] = "hoisted", {"hoisted": 0.0099, "cell": 0.0100}
+    path.write_text(json.dumps(cache))
+    monkeypatch.setattr(loops, "_chosen", {})
+    assert traced_choice() == "cell" and traced_choice(units=U + 1) == "cell"
+    assert len(fresh) == 2  # read, not measured again
 
 
 def test_eager_calls_take_the_hoisted_loop_without_measuring(fresh):

@@ -15,14 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from nlp_lstm.checks import non_negative_int, positive_int, usage_error
-from nlp_lstm.cli.common import (
-    DRY_RUN_LIMIT,
-    add_data_argument,
-    add_dry_run_argument,
-    add_precision_argument,
-    fraction,
-    note_precision,
-)
+from nlp_lstm.cli.common import DRY_RUN_LIMIT, add_data_argument, add_dry_run_argument, fraction
 from nlp_lstm.data_config import DataConfig
 from nlp_lstm.distribute import add_strategy_arguments, make_strategy, strategy_config_from_args
 from nlp_lstm.sentiment.config import DEFAULT_MODEL_DIR, LEARNING_RATE_DECAYS, SentimentConfig, dry_run_config
@@ -125,7 +118,6 @@ def add_train_command(apps: Any) -> None:
     parser.add_argument("--max-train-minutes", type=float, default=d.max_train_minutes,
                         help="stop after the epoch when another would take training past this many minutes "
                         "(default: no limit)")  # fmt: skip
-    add_precision_argument(parser, d.precision, "the word vectors and the BiLSTM")
     add_strategy_arguments(parser)
     add_dry_run_argument(parser, "train a tiny model for one step on a handful of reviews")
     parser.set_defaults(run=_run_train_sentiment)
@@ -141,7 +133,7 @@ def _sentiment_configs(args: argparse.Namespace) -> tuple[Any, Any]:
             batch_size=args.batch_size, learning_rate=args.learning_rate,
             learning_rate_decay=args.learning_rate_decay, epochs=args.epochs,
             patience=args.patience, seed=args.seed, backup_every=args.backup_every,
-            max_train_minutes=args.max_train_minutes, precision=args.precision,
+            max_train_minutes=args.max_train_minutes,
         )  # fmt: skip
         limit = DRY_RUN_LIMIT if args.dry_run else args.limit
         data_config = DataConfig(source=args.data, val_fraction=args.val_fraction, seed=args.seed, limit=limit)
@@ -152,7 +144,6 @@ def _sentiment_configs(args: argparse.Namespace) -> tuple[Any, Any]:
 
 def _run_train_sentiment(args: argparse.Namespace) -> int:
     data_config, config = _sentiment_configs(args)
-    note_precision(config.precision)
     strategy = make_strategy(strategy_config_from_args(args))  # first: a cluster forms before TensorFlow runs
     from nlp_lstm.sentiment.train import sentiment_fit_config, train_sentiment
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from nlp_lstm.checks import check_count, check_positive, check_precision, check_rate, check_seed
+from nlp_lstm.checks import check_count, check_positive, check_rate, check_seed
 
 APP = "sentiment"  # config.json's "app"
 DEFAULT_MODEL_DIR = "saved_models/sentiment"
@@ -46,8 +46,6 @@ class SentimentConfig:
         backup_every: Back up the training state every this many steps (for resuming after a kill).
         max_train_minutes: Stop after the epoch when another would take training past this many
             minutes (None: no limit). Makes the result depend on the machine's speed.
-        precision: "float32", or "mixed_bfloat16": the word vectors and the BiLSTM compute in bfloat16
-            (`nlp_lstm.checks.PRECISIONS`).
 
     Example:
 
@@ -73,7 +71,6 @@ class SentimentConfig:
     seed: int = 1337
     backup_every: int = 50
     max_train_minutes: float | None = None
-    precision: str = "float32"
 
     def __post_init__(self) -> None:
         for name in ("max_tokens", "max_length", "embedding_dim", "units", "batch_size", "epochs", "backup_every"):
@@ -93,7 +90,6 @@ class SentimentConfig:
             check_positive(name, getattr(self, name))
         if self.max_train_minutes is not None:
             check_positive("max_train_minutes", self.max_train_minutes)
-        check_precision(self.precision)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SentimentConfig:

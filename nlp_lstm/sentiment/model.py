@@ -90,11 +90,9 @@ def build_sentiment_model(config: SentimentConfig, vocabulary_size: int | None =
     """
     token_ids = keras.Input(shape=(None,), dtype="int64", name="token_ids")  # (batch, time)
     rows = vocabulary_size or config.max_tokens
-    low = config.precision  # the word vectors and the BiLSTM; the pooling and the heads compute in float32
-    x = layers.Embedding(rows, config.embedding_dim, mask_zero=True, name="embedding", dtype=low)(token_ids)  # (b,t,e)
-    x = layers.Dropout(config.embedding_dropout, seed=config.seed, name="embedding_dropout", dtype=low)(x)
-    lstm = LSTM(config.units, return_sequences=True, dtype=low)
-    x = layers.Bidirectional(lstm, name="bilstm", dtype=low)(x)  # (batch, time, 2 * units)
+    x = layers.Embedding(rows, config.embedding_dim, mask_zero=True, name="embedding")(token_ids)  # (b, t, e), mask
+    x = layers.Dropout(config.embedding_dropout, seed=config.seed, name="embedding_dropout")(x)
+    x = layers.Bidirectional(LSTM(config.units, return_sequences=True), name="bilstm")(x)  # (batch, time, 2u)
     max_pooled = MaskedGlobalMaxPooling1D(name="max_pool")(x)
     mean_pooled = layers.GlobalAveragePooling1D(name="mean_pool")(x)
     pooled = layers.Concatenate(name="pooled")([max_pooled, mean_pooled])  # (batch, 4u)
