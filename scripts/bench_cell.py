@@ -17,7 +17,7 @@ The bound: the time of the matrix products alone that any LSTM of that shape mus
 forward plus backward), in TensorFlow's kernels with nothing else in the loop; keras.layers.LSTM's time
 divided by it is the most a layer built from these kernels could gain over it here.
 
-    python scripts/bench_cell.py                       # every row (about 15 minutes on 2 cores)
+    python scripts/bench_cell.py                       # every row (about 20 minutes on 2 cores)
     python scripts/bench_cell.py --lengths 200 --units 64 --no-apps --repeats 9
     python scripts/bench_cell.py --dry-run             # tiny shapes, one step: for CI
 """
