@@ -32,6 +32,14 @@ def test_nextword_trains_in_mixed_bfloat16_and_agrees_with_float32(tmp_path):
     np.testing.assert_allclose(logits, np.asarray(reference.logits(reference(ids))), atol=0.05)
     suggestions = words.suggest("the ", k=2)
     assert len(suggestions) == 2 and all(0.0 <= p <= 1.0 for _, p in suggestions)
+    # The export's step signature takes and gives float32 states, so a client can feed them back.
+    import tensorflow as tf
+
+    assert main(["export", "--model", str(out), "--out", str(tmp_path / "export")]) == 0
+    step = tf.saved_model.load(str(tmp_path / "export" / "1")).signatures["step"]
+    assert {k: v.dtype for k, v in step.structured_outputs.items()} == {"states": tf.float32, "logits": tf.float32}
+    states = step(token_ids=tf.constant([2, 3], "int64"), states=tf.zeros((2, 2, model.config.units)))["states"]
+    step(token_ids=tf.constant([4, 5], "int64"), states=states)
 
 
 def test_precision_is_checked_and_older_folders_read_float32(capsys):

@@ -202,7 +202,8 @@ class NextWordModel(keras.Model):
             x, h, c = lstm(x, initial_state=initial, training=training, mask=mask)  # x: (batch, time, units)
             x = self.dropout(x, training=training)
             finals += [h, c]
-        return x, ops.stack(finals, axis=1)
+        # States in the model's dtype (float32) whatever the LSTMs compute in: they go back in, and out of exports.
+        return x, ops.cast(ops.stack(finals, axis=1), self.compute_dtype)
 
     def call(self, ids, training: bool = False):
         if not (training and self.config.carry_batch):
@@ -233,7 +234,7 @@ class NextWordModel(keras.Model):
         for i, lstm in enumerate(self.lstm_layers):
             x, (h, c) = lstm.cell(x, [states[:, 2 * i], states[:, 2 * i + 1]])  # (batch, units) each
             new_states += [h, c]
-        return self.logits(x), ops.stack(new_states, axis=1)
+        return self.logits(x), ops.cast(ops.stack(new_states, axis=1), self.compute_dtype)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         # y_pred: features (batch, time, units); y: next-token ids (batch, time).
