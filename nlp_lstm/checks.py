@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from typing import Any
 
@@ -67,6 +68,22 @@ def check_count(name: str, value: Any, least: int = 1, none_ok: bool = False) ->
     if isinstance(value, bool) or not isinstance(value, int) or value < least:
         extra = " or None" if none_ok else ""
         raise ValueError(f"{name} must be an integer >= {least}{extra}, got {value!r}")
+
+
+# `NLP_LSTM_LOOP` pins the layer's time loop (`nlp_lstm.loops`); here so that the command line checks it
+# before TensorFlow loads.
+LOOP_ENV = "NLP_LSTM_LOOP"
+LOOP_VARIANTS = ("hoisted", "cell")
+
+
+def pinned_loop() -> str | None:
+    """The loop `NLP_LSTM_LOOP` pins, None for none (unset, empty or "auto"); ValueError for another value."""
+    pinned = os.environ.get(LOOP_ENV, "").strip()
+    if not pinned or pinned == "auto":
+        return None
+    if pinned not in LOOP_VARIANTS:
+        raise ValueError(f"{LOOP_ENV} must be auto, {' or '.join(LOOP_VARIANTS)}, got {pinned!r}")
+    return pinned
 
 
 def check_precision(value: Any) -> None:

@@ -13,17 +13,18 @@ Which is faster depends on the CPU (its caches, AVX2 or AVX-512 with AMX, Tensor
 off), the shape, training or inference, and XLA: no constant holds on every machine (docs/benchmarks.md).
 So the layer measures. When a `tf.function` (Keras's train, predict or serving function, XLA or not) first
 traces the layer for a key, `choose` times both variants on random tensors of the key's shape (in a
-thread of its own, eagerly), compiled as the trace is compiled, forward only or forward and backward as the
-trace is, and keeps the hoisted loop where it is faster by HOISTED_MARGIN, else the cell loop (which ties
-with keras.layers.LSTM).
+thread of its own, eagerly), compiled as the trace is compiled, forward only in inference and forward and
+backward in training (as the layer's `training` flag says), and keeps the hoisted loop where it is faster
+by HOISTED_MARGIN, else the cell loop (which ties with keras.layers.LSTM).
 
 - Key: units, input width, steps, batch, dtype, training, XLA, return_sequences, masked, device kind.
   A dimension unknown when tracing is probed at PROBE_BATCH rows or PROBE_STEPS steps.
 - Cache: in memory for the process, and in a JSON file, `$NLP_LSTM_CACHE` or
   `~/.cache/nlp_lstm/loops.json` (`$XDG_CACHE_HOME` if set), under the machine's fingerprint (CPU model,
   vector extensions, usable cores, oneDNN, GPUs, TensorFlow and Keras versions): another machine, or a
-  new TensorFlow, measures again. A file that cannot be read or written is ignored.
-- Cost: a few tracings and 2 x PROBE_ROUNDS rounds of at least PROBE_ROUND_S per new key, once per machine (see
+  new TensorFlow, measures again. A file that cannot be read or written is ignored; a probe that fails
+  (say, out of memory at the stand-in size) logs a warning and the cell loop runs.
+- Cost: a few tracings and 2 x PROBE_ROUNDS rounds of PROBE_ROUND_S (or 50 calls) per new key, once per machine (see
   docs/benchmarks.md for the apps' figures); nothing when the key is cached.
 - Not probed: eager execution (op by op, "hoisted": fewer ops per step), and backends other than
   TensorFlow ("hoisted", measured faster on an H100 under JAX).
@@ -55,8 +56,9 @@ from keras import ops
 from keras.src import backend
 from keras.src.backend.common.symbolic_scope import in_symbolic_scope
 
-VARIANTS = ("hoisted", "cell")
-LOOP_ENV = "NLP_LSTM_LOOP"
+from nlp_lstm.checks import LOOP_ENV, LOOP_VARIANTS, pinned_loop  # noqa: F401 (LOOP_ENV: re-exported)
+
+VARIANTS = LOOP_VARIANTS
 CACHE_ENV = "NLP_LSTM_CACHE"
 PROBE_BATCH = 64  # rows probed when the batch is unknown at tracing (the apps train with 64)
 PROBE_STEPS = 256  # steps probed when the length is unknown at tracing
@@ -162,7 +164,8 @@ def run(variant, x, h0, c0, kernel, recurrent_kernel, bias, mask=None, rec_mask=
 
 @contextlib.contextmanager
 def forced(variant: str):
-    """Runs every `choose` inside the block with `variant`: for tests, and benchmarks of one loop.
+    """Runs every `choose` inside the block with `variant`, in every thread of the process: for tests, and
+    benchmarks of one loop.
 
     Example:
 
@@ -181,14 +184,7 @@ def forced(variant: str):
 
 
 def _pinned() -> str | None:
-    if _forced:
-        return _forced[-1]
-    pinned = os.environ.get(LOOP_ENV, "").strip()
-    if pinned and pinned != "auto":
-        if pinned not in VARIANTS:
-            raise ValueError(f"{LOOP_ENV} must be auto, {' or '.join(VARIANTS)}, got {pinned!r}")
-        return pinned
-    return None
+    return _forced[-1] if _forced else pinned_loop()
 
 
 def _tracing() -> tuple[bool, bool]:
@@ -203,11 +199,16 @@ def _tracing() -> tuple[bool, bool]:
     return True, bool(control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()))
 
 
-def cache_path() -> Path:
-    """Where measured choices are kept: `$NLP_LSTM_CACHE`, else the user's cache folder."""
+def cache_path() -> Path | None:
+    """Where measured choices are kept: `$NLP_LSTM_CACHE`, else the user's cache folder (None: no home)."""
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV])
-    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    root = os.environ.get("XDG_CACHE_HOME")
+    if not root:
+        try:
+            root = Path.home() / ".cache"
+        except RuntimeError:  # no home folder (a container's user without one): nowhere to keep it
+            return None
     return Path(root) / "nlp_lstm" / "loops.json"
 
 
@@ -224,7 +225,9 @@ def _fingerprint() -> str:
     )  # fmt: skip
 
 
-def _read_cache(path: Path) -> dict[str, Any]:
+def _read_cache(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
     try:
         cache = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -236,7 +239,11 @@ def _write_choice(key: str, record: dict[str, Any]) -> None:
     from nlp_lstm.files import atomic_write_json
 
     path = cache_path()
-    cache = _read_cache(path)  # read again: another process may have added keys since
+    if path is None:
+        return
+    # Read again, as another process may have added keys since; two writers at once can still lose one
+    # another's keys, which costs a measurement next time.
+    cache = _read_cache(path)
     machine = cache.get(_fingerprint())
     machine = machine if isinstance(machine, dict) else {}
     machine[key] = record
@@ -345,9 +352,15 @@ def choose(units, input_dim, steps, batch, dtype, training, return_sequences=Tru
             start = time.perf_counter()
             # In a thread of its own: out of the graph being traced, eager, and out of the caller's
             # GradientTape (tf.init_scope would pause every tape, the probe's own too) and strategy.
-            with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="nlp_lstm-probe") as pool:
-                seconds = pool.submit(probe, units, input_dim, steps or PROBE_STEPS, batch or PROBE_BATCH, dtype,
-                                      bool(training), xla, bool(return_sequences), bool(masked)).result()  # fmt: skip
+            try:
+                with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="nlp_lstm-probe") as pool:
+                    shape = (units, input_dim, steps or PROBE_STEPS, batch or PROBE_BATCH, dtype)
+                    seconds = pool.submit(probe, *shape, bool(training), xla, bool(return_sequences), bool(masked))
+                    seconds = seconds.result()
+            except Exception as error:  # noqa: BLE001 - the choice is an optimisation: never fail the caller
+                _log.warning("measuring the LSTM loops for %s failed (%s); running the cell loop", key, error)
+                _chosen[key] = "cell"
+                return "cell"
             loop = decide(seconds)
             record = {"loop": loop, "seconds": {k: round(v, 6) for k, v in seconds.items()},
                       "probe_s": round(time.perf_counter() - start, 3)}  # fmt: skip

@@ -156,6 +156,7 @@ def time_model(model: keras.Model, batches: list, train_passes: int, infer_passe
 
 def bench_shape(config: BenchConfig, shape: Shape, jit: bool) -> list[dict]:
     table = kinds(config.variants)
+    known = set(loops._chosen)
     models = {}
     for kind, (layer_class, context) in table.items():
         keras.utils.set_random_seed(config.seed)
@@ -166,6 +167,7 @@ def bench_shape(config: BenchConfig, shape: Shape, jit: bool) -> list[dict]:
             for _ in range(3):  # trace, choose the loop, compile; Keras retraces once for new shapes
                 time_model(model, shape.batches, 1, 1)
         models[kind] = model
+    loop = chosen_loops(set(loops._chosen) - known)  # the keys this row's models traced
     # Passes per timing: at least `steps`, and enough for the reference to take `min_seconds`, so that a
     # fast inference is not timed over a few milliseconds.
     train_once, infer_once = time_model(models[REFERENCE], shape.batches, 1, 1)
@@ -183,18 +185,19 @@ def bench_shape(config: BenchConfig, shape: Shape, jit: bool) -> list[dict]:
         ref_train, ref_infer = times[REFERENCE]
         train_ratios = [r / t for r, t in zip(ref_train, train)]
         infer_ratios = [r / t for r, t in zip(ref_infer, infer)]
-        rows.append(dict(kind=kind, shape=shape, jit=jit, train=shape.tokens * passes[0] / statistics.median(train),
+        rows.append(dict(kind=kind, shape=shape, jit=jit, loop=loop if kind == "nlp_lstm.LSTM" else "",
+                         train=shape.tokens * passes[0] / statistics.median(train),
                          infer=shape.tokens * passes[1] / statistics.median(infer), train_ratios=train_ratios,
                          infer_ratios=infer_ratios))  # fmt: skip
     return rows
 
 
-def chosen_loops(units: int, jit: bool) -> str:
-    """The loops this process chose for layers of this width under this XLA setting (training, inference)."""
+def chosen_loops(keys: set[str]) -> str:
+    """The loops this process chose for these keys (one model's traces): "train / infer", two where two
+    keys (say, a first shape and then unknown shapes) chose differently."""
     picks = {}
-    for key, loop in loops._chosen.items():
-        if f"units={units} " in key and f"xla={jit} " in key:
-            picks.setdefault("train" if "training=True" in key else "infer", set()).add(loop)
+    for key in keys:
+        picks.setdefault("train" if "training=True" in key else "infer", set()).add(loops._chosen[key])
     return " / ".join(",".join(sorted(picks.get(mode, {"?"}))) for mode in ("train", "infer"))
 
 
@@ -276,7 +279,7 @@ HEADER = (
 
 def format_row(row: dict, bound: str) -> str:
     shape, ours = row["shape"], row["kind"] != REFERENCE
-    loop = chosen_loops(shape.units, row["jit"]) if row["kind"] == "nlp_lstm.LSTM" else ""
+    loop = row["loop"]
     return (
         f"| {shape.name} | {shape.length} | {shape.units} | {'yes' if row['jit'] else 'no'} | {row['kind']} | {loop} "
         f"| {row['train']:,.0f} | {ratio_cell(row['train_ratios']) if ours else ''} "

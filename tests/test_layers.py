@@ -109,12 +109,17 @@ def test_the_forced_loop_runs(loop, monkeypatch):
     assert ran == [loop, loop]
 
 
-def test_zero_output_for_mask_matches_rnn_of_cell():
-    ids = padded_ids(pre=False)
+@pytest.mark.parametrize("pre", [False, True], ids=["post-padded", "pre-padded"])
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"return_sequences": True}, {"return_sequences": False}, {"return_sequences": True, "go_backwards": True}],
+)
+def test_zero_output_for_mask_matches_rnn_of_cell(pre, kwargs):
+    ids = padded_ids(pre=pre)
     inputs = keras.Input((T,), dtype="int32")
     x = keras.layers.Embedding(V, D, mask_zero=True)(inputs)
-    plain = keras.layers.RNN(LSTMCell(U), return_sequences=True, zero_output_for_mask=True)
-    mine = LSTM(U, return_sequences=True, zero_output_for_mask=True)
+    plain = keras.layers.RNN(LSTMCell(U), zero_output_for_mask=True, **kwargs)
+    mine = LSTM(U, zero_output_for_mask=True, **kwargs)
     plain_model, my_model = keras.Model(inputs, plain(x)), keras.Model(inputs, mine(x))
     my_model.set_weights(plain_model.get_weights())
     assert_same(plain_model(ids), my_model(ids))

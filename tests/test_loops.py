@@ -167,12 +167,39 @@ def test_use_cudnn_is_kept_and_checked_as_keras_does():
     assert both.forward_layer.use_cudnn is False and both.backward_layer.use_cudnn is False
     # Not saved, as keras.layers.LSTM does not save it.
     assert ("use_cudnn" in LSTM(U).get_config()) == ("use_cudnn" in keras.layers.LSTM(U).get_config())
-    # It changes nothing: the same numbers with either value.
-    x = np.random.default_rng(0).normal(size=(B, T, D)).astype("float32")
-    on, off = LSTM(U, use_cudnn=True), LSTM(U, use_cudnn=False)
-    on.build(x.shape), off.build(x.shape)
-    off.set_weights(on.get_weights())
-    np.testing.assert_array_equal(np.asarray(on(x)), np.asarray(off(x)))
+
+
+def test_a_probe_that_fails_falls_back_to_the_cell_loop_and_is_not_kept(fresh, tmp_path, monkeypatch, caplog):
+    def failing_probe(*args, **kwargs):
+        raise MemoryError("out of memory at the stand-in size")
+
+    monkeypatch.setattr(loops, "probe", failing_probe)
+    assert traced_choice() == "cell"
+    assert "measuring the LSTM loops" in caplog.text and "out of memory" in caplog.text
+    assert not (tmp_path / "loops.json").exists()  # measured again next time
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_the_real_probe_runs_inside_a_compiled_trace(tmp_path, monkeypatch, dtype):
+    """No fake: the probe's thread runs while a tf.function(jit_compile=True) traces, and keeps its timings."""
+    monkeypatch.setenv(loops.CACHE_ENV, str(tmp_path / "loops.json"))
+    monkeypatch.delenv(loops.LOOP_ENV, raising=False)
+    monkeypatch.setattr(loops, "_chosen", {})
+    monkeypatch.setattr(loops, "PROBE_ROUNDS", 1)
+    assert traced_choice(training=True, jit=True, dtype=dtype) in loops.VARIANTS
+    (machine,) = json.loads((tmp_path / "loops.json").read_text()).values()
+    ((key, record),) = machine.items()
+    assert f"dtype={dtype}" in key and "xla=True" in key and "training=True" in key
+    assert record["loop"] == loops.decide(record["seconds"])
+
+
+def test_a_bad_loop_in_the_environment_is_one_line_before_anything_runs(monkeypatch, capsys):
+    from nlp_lstm.cli import main
+
+    monkeypatch.setenv(loops.LOOP_ENV, "Cell")
+    assert main(["export", "--model", "/no/such/folder", "--out", "/tmp/never"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "NLP_LSTM_LOOP must be auto, hoisted or cell, got 'Cell'" in err
 
 
 def test_docstring_example_runs():

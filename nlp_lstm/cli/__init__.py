@@ -35,6 +35,7 @@ import sys
 from collections.abc import Callable
 
 from nlp_lstm._version import __version__
+from nlp_lstm.checks import pinned_loop
 from nlp_lstm.cli import export, nextword, sentiment, serve
 from nlp_lstm.console import VERBOSE_ENV, quiet_tensorflow
 from nlp_lstm.data_config import DataError
@@ -107,6 +108,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     args.command_line = user_command(["nlp-lstm", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        pinned_loop()  # NLP_LSTM_LOOP, read when a layer is first traced: checked now, not minutes in
+    except ValueError as error:
+        print(f"nlp-lstm: error: {error}", file=sys.stderr)
+        return 2
     unquiet = quiet_tensorflow(args.verbose)  # TensorFlow loads later, if at all: after the values are checked
     try:
         return int(args.run(args) or 0)
