@@ -217,11 +217,10 @@ def _fingerprint() -> str:
 
     from nlp_lstm import machine
 
-    gpus = [device.name for device in tf.config.list_physical_devices("GPU")]
+    gpus = ",".join(machine.gpu_names()) or "none"
     return " | ".join(
         [machine.cpu_model(), ",".join(machine.vector_extensions()), f"{machine.cpus_usable()} cores",
-         f"oneDNN {machine.onednn_on()}", f"GPUs {','.join(gpus) or 'none'}", f"TensorFlow {tf.__version__}",
-         f"Keras {keras.__version__}"]
+         f"oneDNN {machine.onednn_on()}", f"GPUs {gpus}", f"TensorFlow {tf.__version__}", f"Keras {keras.__version__}"]
     )  # fmt: skip
 
 
@@ -243,11 +242,11 @@ def _write_choice(key: str, record: dict[str, Any]) -> None:
         return
     # Read again, as another process may have added keys since; two writers at once can still lose one
     # another's keys, which costs a measurement next time.
-    cache = _read_cache(path)
-    machine = cache.get(_fingerprint())
+    cache, fingerprint = _read_cache(path), _fingerprint()
+    machine = cache.get(fingerprint)
     machine = machine if isinstance(machine, dict) else {}
     machine[key] = record
-    cache[_fingerprint()] = machine
+    cache[fingerprint] = machine
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(path, cache)

@@ -48,6 +48,13 @@ def cpus_usable() -> int:
         return os.cpu_count() or 1
 
 
+def gpu_names() -> list[str]:
+    """The GPUs TensorFlow sees, by device name (imports TensorFlow)."""
+    import tensorflow as tf
+
+    return [device.name for device in tf.config.list_physical_devices("GPU")]
+
+
 def onednn_on() -> bool | None:
     """Whether TensorFlow runs its oneDNN CPU kernels (its default on x86 Linux; TF_ENABLE_ONEDNN_OPTS=0
     turns them off). Read from TensorFlow, not from its start-up line, which the console silences; None
@@ -57,6 +64,11 @@ def onednn_on() -> bool | None:
     except ImportError:
         return None
     return bool(_pywrap_util_port.IsMklEnabled())
+
+
+def cpu_line() -> str:
+    """The CPU in a few words, without TensorFlow: model, vector extensions, usable cores."""
+    return f"{cpu_model()} ({', '.join(vector_extensions()) or 'no AVX2'}), {cpus_usable()} cores"
 
 
 def describe() -> str:
@@ -72,8 +84,8 @@ def describe() -> str:
     import tensorflow as tf
 
     onednn = {True: "on", False: "off", None: "unknown"}[onednn_on()]
-    gpus = [device.name for device in tf.config.list_physical_devices("GPU")]
+    gpus = gpu_names()
     return (
-        f"{cpu_model()} ({', '.join(vector_extensions()) or 'no AVX2'}), {cpus_usable()} cores, oneDNN {onednn}, "
+        f"{cpu_line()}, oneDNN {onednn}, "
         f"TensorFlow {tf.__version__}, Keras {keras.__version__}, GPUs: {', '.join(gpus) or 'none'}"
     )

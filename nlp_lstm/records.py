@@ -126,7 +126,7 @@ def machine_info() -> dict[str, Any]:
         "onednn": machine.onednn_on(),
         "cpu_count": os.cpu_count(),
         "cpus_usable": machine.cpus_usable(),
-        "gpus": [device.name for device in tf.config.list_physical_devices("GPU")],
+        "gpus": machine.gpu_names(),
         "python": platform.python_version(),
         "tensorflow": tf.__version__,
         "keras": keras.__version__,

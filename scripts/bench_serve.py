@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
-import platform
 import random
 import socket
 import statistics
@@ -26,6 +24,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from nlp_lstm import machine
 
 
 @dataclass
@@ -110,16 +110,6 @@ def vocabulary_of(folder: str) -> list[str]:
     return "the movie was good bad great film story acting plot and it not very".split()
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sentiment", metavar="DIR", help="a sentiment model folder or export")
@@ -144,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         prefixes = [" ".join(rng.choice(words) for _ in range(rng.randint(3, 12))) for _ in range(64)]
         bodies = [json.dumps({"instances": [prefix]}).encode() for prefix in prefixes]
         phases.append(("nextword", "/v1/models/nextword:predict", bodies))
-    print(f"bench_serve: {cpu_model()}, {os.cpu_count()} CPUs; {clients} clients x {seconds:g} s per phase; "
+    print(f"bench_serve: {machine.cpu_line()}; {clients} clients x {seconds:g} s per phase; "
           f"reviews of {args.words} words; one instance per request")  # fmt: skip
     print(f"{'phase':<24}{'requests/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
     for label, extra in (("batched (default)", []), ("unbatched (reference)", ["--max-batch-size", "1"])):

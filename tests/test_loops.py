@@ -205,3 +205,13 @@ def test_a_bad_loop_in_the_environment_is_one_line_before_anything_runs(monkeypa
 def test_docstring_example_runs():
     result = doctest.testmod(loops, raise_on_error=False)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_the_machine_is_named_without_and_with_tensorflow():
+    from nlp_lstm import machine
+
+    assert doctest.testmod(machine).failed == 0
+    line = machine.cpu_line()
+    assert line.startswith(machine.cpu_model()) and f"{machine.cpus_usable()} cores" in line
+    assert all(name in line for name in machine.vector_extensions())
+    assert machine.describe().startswith(line)
