@@ -18,7 +18,14 @@ from nlp_lstm.checks import non_negative_int, positive_int, usage_error
 from nlp_lstm.cli.common import DRY_RUN_LIMIT, add_data_argument, add_dry_run_argument, fraction
 from nlp_lstm.data_config import DataConfig
 from nlp_lstm.distribute import add_strategy_arguments, make_strategy, strategy_config_from_args
-from nlp_lstm.sentiment.config import DEFAULT_MODEL_DIR, LEARNING_RATE_DECAYS, SentimentConfig, dry_run_config
+from nlp_lstm.sentiment.config import (
+    DEFAULT_MODEL_DIR,
+    FINETUNE_DEFAULTS,
+    LEARNING_RATE_DECAYS,
+    SentimentConfig,
+    dry_run_config,
+    with_encoder,
+)
 
 DRY_RUN_TEXTS = ("A wonderful, moving film.", "Dull and far too long.")
 
@@ -42,8 +49,16 @@ def add_train_command(apps: Any) -> None:
         action="store_true",
         help="replace a finished model in --out (otherwise refused, so that none is lost)",
     )
+
+    def both(name: str) -> str:  # the default of a flag whose value --encoder changes
+        return f"(default: {getattr(d, name):g}; with --encoder {FINETUNE_DEFAULTS[name]:g})"
+
+    parser.add_argument("--encoder", metavar="DIR", default=None,
+                        help="start from this next-word model folder (nlp-lstm train nextword): its vocabulary, "
+                        "word vectors and LSTM, fine-tuned by gradual unfreezing (default: a bidirectional LSTM "
+                        "from random weights)")  # fmt: skip
     parser.add_argument(
-        "--epochs", type=positive_int, default=d.epochs, help=f"epochs at most (and of the cosine decay) {from_default}"
+        "--epochs", type=positive_int, default=None, help=f"epochs at most (and of the cosine decay) {both('epochs')}"
     )
     parser.add_argument(
         "--patience",
@@ -94,17 +109,21 @@ def add_train_command(apps: Any) -> None:
     parser.add_argument(
         "--embedding-dropout",
         type=fraction,
-        default=d.embedding_dropout,
-        help=f"dropout on the word vectors {from_default}",
+        default=None,
+        help=f"dropout on the word vectors {both('embedding_dropout')}",
     )
     parser.add_argument(
-        "--head-dropout", type=fraction, default=d.head_dropout, help=f"dropout before the output layer {from_default}"
+        "--head-dropout", type=fraction, default=None, help=f"dropout before the output layer {both('head_dropout')}"
     )
     parser.add_argument(
         "--batch-size", type=positive_int, default=d.batch_size, help=f"reviews per batch {from_default}"
     )
     parser.add_argument(
-        "--learning-rate", type=float, default=d.learning_rate, help=f"Adam's learning rate {from_default}"
+        "--learning-rate",
+        type=float,
+        default=None,
+        help=f"Adam's learning rate (with --encoder the head's; each layer below takes 1/2.6 of the one above) "
+        f"{both('learning_rate')}",
     )
     parser.add_argument("--learning-rate-decay", choices=LEARNING_RATE_DECAYS, default=d.learning_rate_decay,
                         help="cosine: the learning rate falls to 0 along a half cosine over --epochs; none: it stays "
@@ -125,20 +144,29 @@ def add_train_command(apps: Any) -> None:
 
 def _sentiment_configs(args: argparse.Namespace) -> tuple[Any, Any]:
     """The configs of `train sentiment`'s flags; a bad value exits with status 2 and one line (no TensorFlow yet)."""
+    defaults = {**{name: getattr(SentimentConfig, name) for name in FINETUNE_DEFAULTS},
+                **(FINETUNE_DEFAULTS if args.encoder else {})}  # fmt: skip
+    given = {name: defaults[name] if getattr(args, name) is None else getattr(args, name) for name in defaults}
     try:
         config = SentimentConfig(
             max_tokens=args.max_tokens, max_length=args.max_length, embedding_dim=args.embedding_dim,
             units=args.units, ngram_buckets=args.ngram_buckets, ngram_c=args.ngram_c,
-            embedding_dropout=args.embedding_dropout, head_dropout=args.head_dropout,
-            batch_size=args.batch_size, learning_rate=args.learning_rate,
-            learning_rate_decay=args.learning_rate_decay, epochs=args.epochs,
+            batch_size=args.batch_size, learning_rate_decay=args.learning_rate_decay,
             patience=args.patience, seed=args.seed, backup_every=args.backup_every,
-            max_train_minutes=args.max_train_minutes,
+            max_train_minutes=args.max_train_minutes, **given,
         )  # fmt: skip
         limit = DRY_RUN_LIMIT if args.dry_run else args.limit
         data_config = DataConfig(source=args.data, val_fraction=args.val_fraction, seed=args.seed, limit=limit)
     except ValueError as error:
         raise usage_error("nlp-lstm train sentiment", error) from None
+    if args.encoder:
+        sized = {"max_tokens": args.max_tokens, "embedding_dim": args.embedding_dim, "units": args.units}
+        changed = [name for name, value in sized.items() if value != getattr(SentimentConfig, name)]
+        if changed:
+            flags = ", ".join("--" + name.replace("_", "-") for name in changed)
+            error = f"{flags}: with --encoder the next-word model's sizes are used"
+            raise usage_error("nlp-lstm train sentiment", error)
+        config = with_encoder(config, args.encoder)  # a folder that is not a next-word model: one line, exit 2
     return data_config, dry_run_config(config) if args.dry_run else config
 
 

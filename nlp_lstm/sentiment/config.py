@@ -1,6 +1,8 @@
 """The sentiment app's config, in plain Python (no TensorFlow), so the command line can check it cheaply.
 
     SentimentConfig   the model, its regularisation and its training schedule; every value checked
+    FINETUNE_DEFAULTS what changes when the classifier starts from a next-word model (--encoder)
+    with_encoder      a config fine-tuned from a next-word folder: its sizes, read from its config.json
     dry_run_config    a tiny model of one short epoch, for --dry-run
 
 `nlp_lstm.sentiment` re-exports both.
@@ -8,10 +10,12 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from nlp_lstm.checks import check_count, check_positive, check_rate, check_seed
+from nlp_lstm.run_folder import ModelFolderError, read_model_config
 
 APP = "sentiment"  # config.json's "app"
 DEFAULT_MODEL_DIR = "saved_models/sentiment"
@@ -46,6 +50,9 @@ class SentimentConfig:
         backup_every: Back up the training state every this many steps (for resuming after a kill).
         max_train_minutes: Stop after the epoch when another would take training past this many
             minutes (None: no limit). Makes the result depend on the machine's speed.
+        encoder: None: the BiLSTM from random weights. A next-word model folder: the classifier reads
+            with that model's vocabulary, word vectors and LSTM (`nlp_lstm.sentiment.finetune`), and
+            `max_tokens`, `embedding_dim` and `units` are that model's.
 
     Example:
 
@@ -71,6 +78,7 @@ class SentimentConfig:
     seed: int = 1337
     backup_every: int = 50
     max_train_minutes: float | None = None
+    encoder: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("max_tokens", "max_length", "embedding_dim", "units", "batch_size", "epochs", "backup_every"):
@@ -90,6 +98,8 @@ class SentimentConfig:
             check_positive(name, getattr(self, name))
         if self.max_train_minutes is not None:
             check_positive("max_train_minutes", self.max_train_minutes)
+        if self.encoder is not None and (not isinstance(self.encoder, str) or not self.encoder.strip()):
+            raise ValueError(f"encoder must be a next-word model folder or None, got {self.encoder!r}")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SentimentConfig:
@@ -98,6 +108,33 @@ class SentimentConfig:
         if unknown:
             raise ValueError(f"unknown SentimentConfig fields {sorted(unknown)}")
         return cls(**values)
+
+
+# With --encoder, the values that differ from the BiLSTM's defaults: the word vectors and the LSTM are
+# trained already, so they take less dropout, and gradual unfreezing takes an epoch per stage
+# (head; head and LSTM; everything) before a last epoch of everything (`nlp_lstm.sentiment.finetune`).
+FINETUNE_DEFAULTS: dict[str, Any] = {"embedding_dropout": 0.25, "head_dropout": 0.3, "learning_rate": 2e-3, "epochs": 4}
+
+
+def with_encoder(config: SentimentConfig, folder: str) -> SentimentConfig:
+    """`config` fine-tuned from the next-word model in `folder`: that model's vocabulary size, word vector
+    size and units, and the folder's absolute path. Reads config.json only (no TensorFlow); training
+    loads and checks the model itself.
+
+    Raises:
+        ModelFolderError: `folder` is not a next-word model folder.
+    """
+    try:
+        saved = read_model_config(folder, "nextword")
+        sizes = saved["nextword"]
+        return replace(
+            config, encoder=os.path.abspath(os.path.expanduser(folder)), max_tokens=int(saved["vocabulary_size"]),
+            embedding_dim=int(sizes["embedding_dim"]), units=int(sizes["units"]),
+        )  # fmt: skip
+    except ModelFolderError as error:
+        raise ModelFolderError(f"--encoder: {error}") from None
+    except (KeyError, TypeError, ValueError) as error:
+        raise ModelFolderError(f"--encoder: {folder}'s config.json has no valid next-word config ({error})") from None
 
 
 def dry_run_config(config: SentimentConfig = SentimentConfig()) -> SentimentConfig:
@@ -110,4 +147,6 @@ def dry_run_config(config: SentimentConfig = SentimentConfig()) -> SentimentConf
     (4, 7)
     """
     ngrams = {"ngram_buckets": 64} if config.ngram_buckets else {}
+    if config.encoder:  # the sizes are the next-word model's
+        return replace(config, max_length=32, batch_size=8, epochs=1, **ngrams)
     return replace(config, max_tokens=200, max_length=32, embedding_dim=8, units=4, batch_size=8, epochs=1, **ngrams)

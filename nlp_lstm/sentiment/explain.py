@@ -29,10 +29,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import tensorflow as tf
-from keras import ops
 
 from nlp_lstm.data import LABEL_NAMES
-from nlp_lstm.sentiment.model import vectorize_texts
+from nlp_lstm.sentiment.model import lstm_member_logit, vectorize_texts
 from nlp_lstm.text import OOV_ID, standardize, text_bytes
 
 if TYPE_CHECKING:  # not imported at run time: predict imports this module
@@ -131,16 +130,6 @@ def ngram_contributions(loaded: SentimentModel, ids: np.ndarray) -> tuple[np.nda
     return contributions, logit, float(bias[0])
 
 
-def _lstm_logit(model, vectors, mask):
-    """The LSTM member's logit (batch,) from word vectors (batch, time, dim) and the mask (batch, time)."""
-    hidden = model.get_layer("bilstm")(vectors, mask=mask)  # (batch, time, 2 * units)
-    pooled = ops.concatenate(
-        [model.get_layer("max_pool")(hidden, mask=mask), model.get_layer("mean_pool")(hidden, mask=mask)], axis=-1
-    )  # (batch, 4 * units)
-    dense = model.get_layer("probability")
-    return (ops.matmul(pooled, dense.kernel) + dense.bias)[:, 0]
-
-
 def lstm_contributions(loaded: SentimentModel, ids: np.ndarray, steps: int = DEFAULT_STEPS):
     """(contribution per position (time,), logit, baseline logit) of the LSTM member: integrated gradients."""
     model = loaded.model
@@ -154,11 +143,11 @@ def lstm_contributions(loaded: SentimentModel, ids: np.ndarray, steps: int = DEF
     masks = tf.repeat(mask, steps, axis=0)
     with tf.GradientTape() as tape:
         tape.watch(path)
-        logits = _lstm_logit(model, path, masks)  # (steps,)
+        logits = lstm_member_logit(model, path, masks)  # (steps,)
     gradients = tape.gradient(logits, path)  # (steps, time, dim)
     contributions = tf.reduce_sum((vectors - baseline)[0] * tf.reduce_mean(gradients, axis=0), axis=-1)
-    logit = float(_lstm_logit(model, vectors, mask)[0])
-    baseline_logit = float(_lstm_logit(model, baseline, mask)[0])
+    logit = float(lstm_member_logit(model, vectors, mask)[0])
+    baseline_logit = float(lstm_member_logit(model, baseline, mask)[0])
     return contributions.numpy().astype(np.float64), logit, baseline_logit
 
 

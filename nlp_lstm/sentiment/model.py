@@ -17,6 +17,14 @@ A model folder (default saved_models/sentiment/) holds model.keras, vocabulary.t
 what `nlp_lstm.training.fit` writes (history.csv, curves.png, logs/). The vocabulary is adapted
 once, on the training split, and every later step (evaluate, predict, export) reads it back.
 
+With `SentimentConfig.encoder` (a next-word model folder) the BiLSTM is replaced by the next-word model's
+reader, fine-tuned (`build_finetuned_model`, `nlp_lstm.sentiment.finetune`):
+
+    token ids --[BOS] prepended, as the language model read each review--> (batch, 1 + time)
+         --Embedding (the language model's)--> --LSTM x layers (the language model's, forward)-->
+         --the last state, masked max and mean over time, concatenated (ULMFiT's concat pooling)-->
+         --Dropout, Dense(1, sigmoid)--> P(pos)
+
 Labels everywhere: 0 = neg, 1 = pos (`nlp_lstm.data.LABEL_NAMES`). P(pos) >= 0.5 is pos.
 """
 
@@ -69,6 +77,42 @@ class MaskedGlobalMaxPooling1D(layers.Layer):
         return (input_shape[0], input_shape[2])
 
 
+@keras.saving.register_keras_serializable(package="nlp_lstm")
+class PrependToken(layers.Layer):
+    """Token ids (batch, time) -> (batch, 1 + time) with `token_id` first in every row.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from nlp_lstm.sentiment.model import PrependToken
+    >>> PrependToken(2)(np.array([[5, 7, 0]])).numpy().tolist()
+    [[2, 5, 7, 0]]
+    """
+
+    def __init__(self, token_id: int, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.token_id = int(token_id)
+
+    def call(self, ids: Any) -> Any:
+        first = ops.full((ops.shape(ids)[0], 1), self.token_id, dtype=ids.dtype)
+        return ops.concatenate([first, ids], axis=1)
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        time = input_shape[1]
+        return (input_shape[0], None if time is None else time + 1)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "token_id": self.token_id}
+
+
+def _with_ngram_member(config: SentimentConfig, token_ids: Any, probability: Any, rows: int, name: str) -> keras.Model:
+    """The model from the LSTM member's P(pos), with the n-gram member beside it when configured."""
+    if config.ngram_buckets:
+        ngram = ngram_probability(token_ids, rows, config.ngram_buckets)  # (batch, 1)
+        probability = layers.Concatenate(name="members")([probability, ngram])  # (batch, 2)
+    return keras.Model(token_ids, probability, name=name)
+
+
 def build_sentiment_model(config: SentimentConfig, vocabulary_size: int | None = None) -> keras.Model:
     """The uncompiled classifier: token ids (batch, time) int64 -> P(pos) per member (batch, members).
 
@@ -98,10 +142,75 @@ def build_sentiment_model(config: SentimentConfig, vocabulary_size: int | None =
     pooled = layers.Concatenate(name="pooled")([max_pooled, mean_pooled])  # (batch, 4u)
     pooled = layers.Dropout(config.head_dropout, seed=config.seed + 1, name="head_dropout")(pooled)
     probability = layers.Dense(1, activation="sigmoid", name="probability")(pooled)  # (batch, 1)
-    if config.ngram_buckets:
-        ngram = ngram_probability(token_ids, rows, config.ngram_buckets)  # (batch, 1)
-        probability = layers.Concatenate(name="members")([probability, ngram])  # (batch, 2)
-    return keras.Model(token_ids, probability, name="sentiment_bilstm")
+    return _with_ngram_member(config, token_ids, probability, rows, "sentiment_bilstm")
+
+
+def encoder_lstm_name(layer: int) -> str:
+    """The name of the fine-tuned classifier's `layer`-th LSTM (0 reads the word vectors)."""
+    return f"encoder_lstm_{layer}"
+
+
+def build_finetuned_model(
+    config: SentimentConfig, vocabulary_size: int, num_layers: int, boundary_id: int
+) -> keras.Model:
+    """The uncompiled classifier on a next-word model's reader (random weights until
+    `nlp_lstm.sentiment.finetune.copy_encoder` copies the language model's in).
+
+    Args:
+        config: Its `embedding_dim` and `units` are the language model's; dropout and the n-gram member.
+        vocabulary_size: Rows of the embedding: the language model's vocabulary.
+        num_layers: The language model's LSTM layers.
+        boundary_id: The id of '[BOS]', which the language model read before every review.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from nlp_lstm.sentiment.config import SentimentConfig
+    >>> from nlp_lstm.sentiment.model import build_finetuned_model
+    >>> config = SentimentConfig(max_tokens=50, embedding_dim=8, units=8, ngram_buckets=64, encoder="lm")
+    >>> model = build_finetuned_model(config, 50, num_layers=1, boundary_id=2)
+    >>> tuple(model(np.array([[5, 7, 0, 0], [3, 0, 0, 0]])).shape)
+    (2, 2)
+    """
+    token_ids = keras.Input(shape=(None,), dtype="int64", name="token_ids")  # (batch, time)
+    ids = PrependToken(boundary_id, name="prepend_boundary")(token_ids)  # (batch, 1 + time)
+    x = layers.Embedding(vocabulary_size, config.embedding_dim, mask_zero=True, name="embedding")(ids)
+    x = layers.Dropout(config.embedding_dropout, seed=config.seed, name="embedding_dropout")(x)
+    last = None
+    for layer in range(num_layers):  # (batch, 1 + time, units); last: the state after each row's last token
+        x, last, _ = LSTM(config.units, return_sequences=True, return_state=True, name=encoder_lstm_name(layer))(x)
+    max_pooled = MaskedGlobalMaxPooling1D(name="max_pool")(x)
+    mean_pooled = layers.GlobalAveragePooling1D(name="mean_pool")(x)
+    pooled = layers.Concatenate(name="pooled")([last, max_pooled, mean_pooled])  # (batch, 3 * units): concat pooling
+    pooled = layers.Dropout(config.head_dropout, seed=config.seed + 1, name="head_dropout")(pooled)
+    probability = layers.Dense(1, activation="sigmoid", name="probability")(pooled)  # (batch, 1)
+    return _with_ngram_member(config, token_ids, probability, vocabulary_size, "sentiment_finetuned")
+
+
+def lstm_member_logit(model: keras.Model, vectors: Any, mask: Any) -> Any:
+    """The LSTM member's logit (batch,) from the word vectors of a review's tokens (batch, time, dim) and its
+    mask (batch, time), not training: the model's own layers, from the word vectors on (for `explain`).
+
+    Either model: the BiLSTM's, or the fine-tuned reader's (which prepends the '[BOS]' vector itself).
+    """
+    names = {layer.name for layer in model.layers}
+    if "bilstm" in names:
+        hidden = model.get_layer("bilstm")(vectors, mask=mask)  # (batch, time, 2 * units)
+        features = []
+    else:
+        batch = ops.shape(vectors)[0]
+        boundary = ops.full((batch, 1), model.get_layer("prepend_boundary").token_id, dtype="int64")
+        start = ops.cast(model.get_layer("embedding")(boundary), vectors.dtype)  # (batch, 1, dim)
+        hidden = ops.concatenate([start, vectors], axis=1)
+        mask = ops.concatenate([ops.ones((batch, 1), dtype="bool"), ops.cast(mask, "bool")], axis=1)
+        layer = 0
+        while encoder_lstm_name(layer) in names:
+            hidden, last, _ = model.get_layer(encoder_lstm_name(layer))(hidden, mask=mask)
+            layer += 1
+        features = [last]
+    features += [model.get_layer("max_pool")(hidden, mask=mask), model.get_layer("mean_pool")(hidden, mask=mask)]
+    dense = model.get_layer("probability")
+    return (ops.matmul(ops.concatenate(features, axis=-1), dense.kernel) + dense.bias)[:, 0]
 
 
 def positive_probability(model: keras.Model, ids: Any) -> Any:
@@ -134,8 +243,17 @@ class MembersBinaryCrossentropy(keras.losses.Loss):
         return ops.mean(per_member, axis=-1)  # (batch,)
 
 
-def compile_sentiment_model(model: keras.Model, config: SentimentConfig, steps_per_epoch: int = 1) -> keras.Model:
+def compile_sentiment_model(
+    model: keras.Model,
+    config: SentimentConfig,
+    steps_per_epoch: int = 1,
+    adam: type = keras.optimizers.Adam,
+    **adam_options: Any,
+) -> keras.Model:
     """Compiles with Adam (clipped), binary cross-entropy and an "accuracy" metric; returns the model.
+
+    `adam` and `adam_options`: another Adam class and its own arguments (the fine-tuned model's
+    `nlp_lstm.sentiment.finetune.LayerwiseAdam`).
 
     With `config.learning_rate_decay` "cosine" the rate follows `keras.optimizers.schedules.CosineDecay`
     over `config.epochs * steps_per_epoch` steps, then stays at 0.
@@ -147,7 +265,7 @@ def compile_sentiment_model(model: keras.Model, config: SentimentConfig, steps_p
     if config.learning_rate_decay == "cosine":
         learning_rate = keras.optimizers.schedules.CosineDecay(config.learning_rate, config.epochs * steps_per_epoch)
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate, clipnorm=config.clipnorm),
+        optimizer=adam(learning_rate, clipnorm=config.clipnorm, **adam_options),
         loss=MembersBinaryCrossentropy(),
         metrics=[MeanProbabilityAccuracy(name="accuracy")],
     )

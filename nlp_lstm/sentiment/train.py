@@ -24,21 +24,35 @@ from nlp_lstm.run_folder import (
     CONFIG_FILE,
     METRICS_FILE,
     ModelFolderError,
+    OutputFolderError,
     begin_writing,
     drop_backup,
     finish_run,
+    has_backup,
     read_model_config,
     run_config,
+    staging_folder,
     start_run,
 )
 from nlp_lstm.sentiment.config import APP, DEFAULT_MODEL_DIR, SentimentConfig
 from nlp_lstm.sentiment.evaluate import classification_metrics, predicted_probabilities
-from nlp_lstm.sentiment.model import build_sentiment_model, compile_sentiment_model
+from nlp_lstm.sentiment.finetune import (
+    GradualUnfreezing,
+    LayerwiseAdam,
+    copy_encoder,
+    encoder_identity,
+    layer_rates,
+    load_encoder,
+    unfreezing_groups,
+)
+from nlp_lstm.sentiment.model import build_finetuned_model, build_sentiment_model, compile_sentiment_model
 from nlp_lstm.sentiment.ngrams import fit_ngram_logistic
 from nlp_lstm.text import (
+    BOUNDARY_TOKEN,
     VectorizerConfig,
     build_vectorizer,
     make_classification_dataset,
+    vectorizer_from_vocabulary,
 )
 from nlp_lstm.training import FitConfig, cluster_vocabulary, fit, worker_folder
 
@@ -63,7 +77,9 @@ def sentiment_fit_config(config: SentimentConfig, dry_run: bool = False, verbose
     )
 
 
-def _folder_config(config: SentimentConfig, data_config: DataConfig, vocabulary_size: int | None) -> dict[str, Any]:
+def _folder_config(
+    config: SentimentConfig, data_config: DataConfig, vocabulary_size: int | None, encoder: dict[str, str] | None = None
+) -> dict[str, Any]:
     return {
         "app": APP,
         "nlp_lstm_version": __version__,
@@ -75,7 +91,34 @@ def _folder_config(config: SentimentConfig, data_config: DataConfig, vocabulary_
             "source": os.path.abspath(data_config.source) if data_config.source else None,
         },
         "vocabulary_size": vocabulary_size,
+        # The next-word model it was fine-tuned from (encoder_identity), or None.
+        "encoder": encoder,
     }
+
+
+def _refuse_other_encoder(out_dir: str | os.PathLike, identity: dict[str, str] | None) -> None:
+    """Refuses to resume an interrupted fine-tuning (in out_dir or beside it) from another next-word model.
+
+    Raises:
+        OutputFolderError: The interrupted run started from a next-word model whose model.keras or
+            vocabulary differs from `identity`'s (another folder, or the same folder trained again).
+    """
+    out = Path(out_dir).expanduser()
+    for folder in (out, staging_folder(out)):
+        if not has_backup(folder):
+            continue
+        try:
+            saved = read_model_config(folder, APP).get("encoder")
+        except ModelFolderError:
+            continue  # not a run of this app: start_run says what it is
+        if not saved or not identity:
+            continue  # a run with and one without --encoder differ in their options: start_run refuses
+        if any(saved.get(key) != identity[key] for key in ("model_sha256", "vocabulary_sha256")):
+            raise OutputFolderError(
+                f"{out} holds an interrupted run fine-tuned from the next-word model in {saved.get('folder')}, and "
+                f"--encoder {identity['folder']} is another one (its model or vocabulary differs); resume with that "
+                f"model, or pass --overwrite to start over"
+            )
 
 
 def _same_run(out: Path, config: SentimentConfig, data_config: DataConfig) -> bool:
@@ -92,6 +135,25 @@ def _same_run(out: Path, config: SentimentConfig, data_config: DataConfig) -> bo
     if saved_data.get("source") is not None:
         saved_data["source"] = os.path.abspath(saved_data["source"])
     return saved_config == config and saved_data == _folder_config(config, data_config, None)["data"]
+
+
+def _build_model(
+    config: SentimentConfig, vectorizer: layers.TextVectorization, encoder: Any, resuming: bool, log: Any
+) -> tuple[keras.Model, list[keras.callbacks.Callback], dict[str, Any]]:
+    """The uncompiled model, the callbacks its training needs, and Adam's class and options.
+
+    From random weights, or with `encoder` (a next-word folder) its word vectors and LSTMs copied in
+    (not when resuming: the backup has the weights), trained by gradual unfreezing at layerwise rates.
+    """
+    vocabulary_size = vectorizer.vocabulary_size()
+    if encoder is None:
+        return build_sentiment_model(config, vocabulary_size), [], {}
+    boundary_id = vectorizer.get_vocabulary().index(BOUNDARY_TOKEN)
+    model = build_finetuned_model(config, vocabulary_size, encoder.config.num_layers, boundary_id)
+    if not resuming:
+        copy_encoder(model, encoder)
+    groups = unfreezing_groups(model)
+    return model, [GradualUnfreezing(groups, log)], {"adam": LayerwiseAdam, "layer_factors": layer_rates(groups)}
 
 
 def _fit_ngram_member(
@@ -164,6 +226,12 @@ def train_sentiment(
     strategy = strategy or tf.distribute.get_strategy()
     role = role_of(strategy)
     refuse_time_limit_in_cluster(role, config.max_train_minutes, "--epochs")
+    encoder = identity = None
+    if config.encoder:  # first: a bad folder fails fast, and a resume from another next-word model is refused
+        encoder = load_encoder(config.encoder)
+        identity = encoder_identity(config.encoder)
+        if role.chief and not overwrite:
+            _refuse_other_encoder(out_dir, identity)
     plan = None
     if role.chief:
         plan = start_run(out_dir, overwrite, lambda folder: _same_run(folder, config, data_config))
@@ -185,12 +253,16 @@ def train_sentiment(
         out_dir,
         out,
         resuming,
-        lambda: build_vectorizer(splits.train, VectorizerConfig(max_tokens=config.max_tokens)),
+        lambda: (
+            vectorizer_from_vocabulary(encoder.vocabulary, VectorizerConfig(None))
+            if encoder is not None  # the next-word model's vocabulary: its word vectors are by these ids
+            else build_vectorizer(splits.train, VectorizerConfig(max_tokens=config.max_tokens))
+        ),
     )
     vocabulary_size = vectorizer.vocabulary_size()
     if role.chief:
         atomic_write_json(
-            out / CONFIG_FILE, run_config(_folder_config(config, data_config, vocabulary_size), out, command)
+            out / CONFIG_FILE, run_config(_folder_config(config, data_config, vocabulary_size, identity), out, command)
         )
 
     def batches(ds: tf.data.Dataset, shuffle: bool) -> tf.data.Dataset:
@@ -206,15 +278,19 @@ def train_sentiment(
         # steps as one process would (each step's global batch is split between them).
         steps_per_epoch = max(1, int(train_batches.reduce(0, lambda count, _: count + 1).numpy()))
     keras.utils.set_random_seed(config.seed)  # again: the weights must not depend on what the datasets drew
+    log = print if data_config.verbose else None
     with strategy.scope():
-        model = compile_sentiment_model(build_sentiment_model(config, vocabulary_size), config, steps_per_epoch)
+        model, own_callbacks, adam = _build_model(config, vectorizer, encoder, resuming, log)
+        model = compile_sentiment_model(model, config, steps_per_epoch, **adam)
     ngram_s = 0.0
     if config.ngram_buckets and not resuming:  # a resumed run restores its weights from the backup instead
         ngram_start = time.perf_counter()
-        _fit_ngram_member(model, config, splits, vectorizer, print if data_config.verbose else None)
+        _fit_ngram_member(model, config, splits, vectorizer, log)
         ngram_s = time.perf_counter() - ngram_start
     model = prepare_model(model, strategy)
-    result = fit(model, train_batches, batches(splits.val, False), out, fit_config, callbacks, role.chief)
+    result = fit(
+        model, train_batches, batches(splits.val, False), out, fit_config, [*own_callbacks, *callbacks], role.chief
+    )
     if not role.chief:
         drop_backup(out)
         return {"app": APP, "task": role.task, "epochs": result.epochs_done, "dry_run": fit_config.dry_run}
