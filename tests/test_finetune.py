@@ -221,3 +221,18 @@ def test_export_and_serve_work_on_a_fine_tuned_model(tiny, tmp_path):
     assert status == 200
     assert [row["judged"] for row in rows["predictions"]] == [True, True, False, False]
     assert rows["predictions"][0]["probability"] == pytest.approx(expected[0].probability, abs=1e-5)
+
+
+def test_bench_members_scores_each_member_as_the_model_does(tiny, capsys):
+    import runpy
+
+    from nlp_lstm.sentiment.evaluate import evaluate_sentiment
+
+    bench = runpy.run_path(str(Path(__file__).resolve().parents[1] / "scripts" / "bench_members.py"))
+    assert bench["main"](["--model", str(tiny["model"]), "--data", str(tiny["data"]), "--json"]) == 0
+    out = capsys.readouterr().out
+    row = json.loads(out.strip().splitlines()[-1])[0]
+    expected = evaluate_sentiment(tiny["model"], DataConfig(source=str(tiny["data"]), verbose=False))
+    assert row["test"]["app"] == pytest.approx(expected["accuracy"]) and row["test"]["n"] == expected["n"]
+    assert set(row["val"]) == {"lstm", "ngram", "app", "n"} and row["encoder"] == str(tiny["lm"].absolute())
+    assert "| fine-tuned next-word LSTM" in out
