@@ -333,9 +333,18 @@ def finish_run(plan: RunPlan) -> Path:
 # ---- config.json and the checks on load ----
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes, as hex (read in blocks: a model file may be large)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def vocabulary_sha256(path: str | os.PathLike) -> str:
     """The SHA-256 of a vocabulary file's bytes (line order included), as hex."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return file_sha256(path)
 
 
 def user_command(argv: Iterable[str] | None = None) -> str:

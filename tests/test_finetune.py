@@ -22,6 +22,7 @@ from serve_helpers import running
 from test_export import SERVE_WITH_TENSORFLOW_ONLY
 
 from nlp_lstm.data_config import DataConfig
+from nlp_lstm.nextword.model import load_nextword_folder
 from nlp_lstm.run_folder import OutputFolderError
 from nlp_lstm.sentiment.config import SentimentConfig, dry_run_config, with_encoder
 from nlp_lstm.sentiment.finetune import (
@@ -29,7 +30,6 @@ from nlp_lstm.sentiment.finetune import (
     LayerwiseAdam,
     copy_encoder,
     layer_rates,
-    load_encoder,
     unfreezing_groups,
 )
 from nlp_lstm.sentiment.model import build_finetuned_model
@@ -70,7 +70,7 @@ def _one_line_exit_2(result: subprocess.CompletedProcess, *words: str) -> None:
 
 
 def test_the_classifier_starts_from_the_language_models_weights_and_reads_as_it_does(tiny):
-    encoder = load_encoder(tiny["lm"])
+    encoder = load_nextword_folder(tiny["lm"])
     config = _config(tiny["lm"])
     boundary = encoder.vocabulary.index(BOUNDARY_TOKEN)
     model = build_finetuned_model(config, len(encoder.vocabulary), encoder.config.num_layers, boundary)
@@ -95,7 +95,7 @@ def test_a_saved_fine_tuned_folder_records_its_language_model_and_copies_its_voc
     assert saved["encoder"]["folder"] == str(tiny["lm"].absolute())
     assert saved["sentiment"]["encoder"] == str(tiny["lm"].absolute())
     assert (tiny["model"] / "vocabulary.txt").read_bytes() == (tiny["lm"] / "vocabulary.txt").read_bytes()
-    assert saved["sentiment"]["units"] == load_encoder(tiny["lm"]).config.units
+    assert saved["sentiment"]["units"] == load_nextword_folder(tiny["lm"]).config.units
 
 
 def _weights(model: keras.Model) -> dict[str, list[np.ndarray]]:
@@ -104,7 +104,7 @@ def _weights(model: keras.Model) -> dict[str, list[np.ndarray]]:
 
 
 def test_gradual_unfreezing_trains_the_head_then_one_group_more_each_epoch(tiny):
-    encoder = load_encoder(tiny["lm"])
+    encoder = load_nextword_folder(tiny["lm"])
     config = _config(tiny["lm"], ngram_buckets=0, embedding_dropout=0.0, head_dropout=0.0)
     model = build_finetuned_model(config, len(encoder.vocabulary), 1, encoder.vocabulary.index(BOUNDARY_TOKEN))
     copy_encoder(model, encoder)
@@ -236,3 +236,12 @@ def test_bench_members_scores_each_member_as_the_model_does(tiny, capsys):
     assert row["test"]["app"] == pytest.approx(expected["accuracy"]) and row["test"]["n"] == expected["n"]
     assert set(row["val"]) == {"lstm", "ngram", "app", "n"} and row["encoder"] == str(tiny["lm"].absolute())
     assert "| fine-tuned next-word LSTM" in out
+
+
+def test_docstring_examples_run(tiny):
+    import doctest
+
+    from nlp_lstm.sentiment import finetune
+
+    result = doctest.testmod(finetune, extraglobs={"model_dir": str(tiny["lm"])})
+    assert result.attempted >= 3 and result.failed == 0

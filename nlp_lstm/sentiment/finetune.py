@@ -16,29 +16,19 @@ A frozen group computes no gradient, so the first epochs cost less than the last
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
 
 import keras
 
-from nlp_lstm.nextword.model import NextWordFolder, load_nextword_folder
-from nlp_lstm.run_folder import MODEL_FILE, VOCABULARY_FILE, ModelFolderError, vocabulary_sha256
-from nlp_lstm.sentiment.model import encoder_lstm_name
-from nlp_lstm.text import BOUNDARY_TOKEN
+from nlp_lstm.nextword.model import NextWordFolder
+from nlp_lstm.run_folder import MODEL_FILE, VOCABULARY_FILE, file_sha256, vocabulary_sha256
+from nlp_lstm.sentiment.model import encoder_lstm_name, encoder_lstm_names
 
 # ULMFiT's ratio of one layer group's learning rate to the next one's above it.
 LAYER_RATE_RATIO = 2.6
 HEAD = ("probability",)  # the layers trained from the first epoch (the n-gram member is fitted, never trained)
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def encoder_identity(folder: str | os.PathLike) -> dict[str, str]:
@@ -53,21 +43,9 @@ def encoder_identity(folder: str | os.PathLike) -> dict[str, str]:
     folder = Path(folder).expanduser().absolute()
     return {
         "folder": str(folder),
-        "model_sha256": _file_sha256(folder / MODEL_FILE),
+        "model_sha256": file_sha256(folder / MODEL_FILE),
         "vocabulary_sha256": vocabulary_sha256(folder / VOCABULARY_FILE),
     }
-
-
-def load_encoder(folder: str | os.PathLike) -> NextWordFolder:
-    """The next-word folder to fine-tune from, checked.
-
-    Raises:
-        ModelFolderError: Not a next-word model folder, or a damaged one.
-    """
-    loaded = load_nextword_folder(str(folder))
-    if loaded.vocabulary.index(BOUNDARY_TOKEN) < 0:  # load_nextword_folder checks it is there
-        raise ModelFolderError(f"{folder} has no {BOUNDARY_TOKEN} token")
-    return loaded
 
 
 def copy_encoder(model: keras.Model, encoder: NextWordFolder) -> None:
@@ -98,11 +76,7 @@ def unfreezing_groups(model: keras.Model) -> list[tuple[str, ...]]:
     >>> unfreezing_groups(model)
     [('probability',), ('encoder_lstm_1',), ('encoder_lstm_0',), ('embedding',)]
     """
-    names = {layer.name for layer in model.layers}
-    lstms = []
-    while encoder_lstm_name(len(lstms)) in names:
-        lstms.append(encoder_lstm_name(len(lstms)))
-    return [HEAD, *[(name,) for name in reversed(lstms)], ("embedding",)]
+    return [HEAD, *[(name,) for name in reversed(encoder_lstm_names(model))], ("embedding",)]
 
 
 def layer_rates(groups: list[tuple[str, ...]], ratio: float = LAYER_RATE_RATIO) -> dict[str, float]:

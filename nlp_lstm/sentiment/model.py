@@ -150,6 +150,15 @@ def encoder_lstm_name(layer: int) -> str:
     return f"encoder_lstm_{layer}"
 
 
+def encoder_lstm_names(model: keras.Model) -> list[str]:
+    """The fine-tuned classifier's LSTMs, bottom up (none in the BiLSTM model)."""
+    names = {layer.name for layer in model.layers}
+    found: list[str] = []
+    while encoder_lstm_name(len(found)) in names:
+        found.append(encoder_lstm_name(len(found)))
+    return found
+
+
 def build_finetuned_model(
     config: SentimentConfig, vocabulary_size: int, num_layers: int, boundary_id: int
 ) -> keras.Model:
@@ -193,8 +202,8 @@ def lstm_member_logit(model: keras.Model, vectors: Any, mask: Any) -> Any:
 
     Either model: the BiLSTM's, or the fine-tuned reader's (which prepends the '[BOS]' vector itself).
     """
-    names = {layer.name for layer in model.layers}
-    if "bilstm" in names:
+    lstms = encoder_lstm_names(model)
+    if not lstms:
         hidden = model.get_layer("bilstm")(vectors, mask=mask)  # (batch, time, 2 * units)
         features = []
     else:
@@ -203,10 +212,8 @@ def lstm_member_logit(model: keras.Model, vectors: Any, mask: Any) -> Any:
         start = ops.cast(model.get_layer("embedding")(boundary), vectors.dtype)  # (batch, 1, dim)
         hidden = ops.concatenate([start, vectors], axis=1)
         mask = ops.concatenate([ops.ones((batch, 1), dtype="bool"), ops.cast(mask, "bool")], axis=1)
-        layer = 0
-        while encoder_lstm_name(layer) in names:
-            hidden, last, _ = model.get_layer(encoder_lstm_name(layer))(hidden, mask=mask)
-            layer += 1
+        for name in lstms:
+            hidden, last, _ = model.get_layer(name)(hidden, mask=mask)
         features = [last]
     features += [model.get_layer("max_pool")(hidden, mask=mask), model.get_layer("mean_pool")(hidden, mask=mask)]
     dense = model.get_layer("probability")

@@ -19,6 +19,7 @@ from nlp_lstm.data import LABEL_NAMES, ImdbSplits, load_imdb
 from nlp_lstm.data_config import DataConfig, DataError
 from nlp_lstm.distribute import prepare_model, refuse_time_limit_in_cluster, role_of, shardable
 from nlp_lstm.files import atomic_write_json
+from nlp_lstm.nextword.model import load_nextword_folder
 from nlp_lstm.records import training_time_s, write_metrics_json
 from nlp_lstm.run_folder import (
     CONFIG_FILE,
@@ -42,7 +43,6 @@ from nlp_lstm.sentiment.finetune import (
     copy_encoder,
     encoder_identity,
     layer_rates,
-    load_encoder,
     unfreezing_groups,
 )
 from nlp_lstm.sentiment.model import build_finetuned_model, build_sentiment_model, compile_sentiment_model
@@ -228,7 +228,7 @@ def train_sentiment(
     refuse_time_limit_in_cluster(role, config.max_train_minutes, "--epochs")
     encoder = identity = None
     if config.encoder:  # first: a bad folder fails fast, and a resume from another next-word model is refused
-        encoder = load_encoder(config.encoder)
+        encoder = load_nextword_folder(config.encoder)
         identity = encoder_identity(config.encoder)
         if role.chief and not overwrite:
             _refuse_other_encoder(out_dir, identity)
