@@ -143,6 +143,29 @@ def test_each_group_steps_at_its_own_learning_rate():
     assert layer_rates([("a",), ("b", "c")], ratio=4.0) == {"a": 1.0, "b": 0.25, "c": 0.25}
 
 
+def test_a_group_unfrozen_later_takes_adams_first_step_at_its_own_rate():
+    # Counted from the optimizer's first step, "lower"'s first step in epoch 2 would be 0.58 of its rate
+    # (zero moments, corrected as at step 4); counted from its unfreezing it is the rate itself.
+    inputs = keras.Input((3,))
+    hidden = keras.layers.Dense(3, name="lower")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(1, name="probability")(hidden))
+    groups = [("probability",), ("lower",)]
+    model.compile(optimizer=LayerwiseAdam(0.01, layer_factors=layer_rates(groups)), loss="mse")
+    kernels = []
+    record = keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda epoch, logs: kernels.append(model.get_layer("lower").get_weights()[0].copy()),
+        on_train_batch_end=lambda batch, logs: kernels.append(model.get_layer("lower").get_weights()[0].copy()),
+    )
+    x, y = np.ones((12, 3), "float32"), np.full((12, 1), 5.0, "float32")
+    model.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0, callbacks=[GradualUnfreezing(groups), record])
+    assert model.optimizer.iterations.numpy() == 6
+    first_epoch, second_epoch = kernels[:4], kernels[4:]
+    assert all(np.array_equal(k, first_epoch[0]) for k in first_epoch)  # frozen through epoch 1
+    moved = np.abs(second_epoch[1] - second_epoch[0])
+    assert (moved > 0).all()
+    np.testing.assert_allclose(moved, 0.01 / 2.6, rtol=1e-3)
+
+
 def test_a_folder_that_is_not_a_next_word_model_is_refused_in_one_line(tiny, tmp_path):
     for folder, words in ((tiny["model"], ("not a nextword model",)), (tmp_path / "missing", ("not a folder",))):
         result = _run("train", "sentiment", "--data", str(tiny["data"]), "--encoder", str(folder),
