@@ -404,7 +404,7 @@ def read_model_config(model_dir: str | os.PathLike, app: str | None = None) -> d
     folder = Path(model_dir).expanduser()
     if not folder.is_dir():
         raise ModelFolderError(
-            f"{folder} is not a folder; pass --model with the folder a training run wrote "
+            f"{folder} is not a folder; give the folder a training run wrote "
             f"(nlp-lstm train {app or 'sentiment'} --out FOLDER)"
         )
     path = folder / CONFIG_FILE

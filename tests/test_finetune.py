@@ -171,6 +171,7 @@ def test_a_folder_that_is_not_a_next_word_model_is_refused_in_one_line(tiny, tmp
         result = _run("train", "sentiment", "--data", str(tiny["data"]), "--encoder", str(folder),
                       "--out", str(tmp_path / "out"), "--dry-run")  # fmt: skip
         _one_line_exit_2(result, "--encoder", *words)
+        assert "--model" not in result.stderr  # the flag it names is the one the user typed
     result = _run("train", "sentiment", "--encoder", str(tiny["lm"]), "--units", "32", "--dry-run")
     _one_line_exit_2(result, "--units")
     assert not (tmp_path / "out").exists()
