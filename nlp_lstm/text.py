@@ -12,12 +12,11 @@ disables XLA); the vectorizer joins the model only in the exported string-in wra
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from nlp_lstm.files import atomic_write_text
@@ -210,28 +209,6 @@ def _token_rows(vectorizer: keras.layers.TextVectorization, texts: tf.Tensor) ->
     ids = vectorizer(texts)
     # Padding (id 0) only ever trails the real tokens: stripping trailing zeros recovers the rows.
     return ids if isinstance(ids, tf.RaggedTensor) else tf.RaggedTensor.from_tensor(ids, padding=0)
-
-
-def token_id_rows(
-    vectorizer: keras.layers.TextVectorization, texts_ds: tf.data.Dataset, batch_size: int = 1024
-) -> Iterator[np.ndarray]:
-    """The token ids of each text, one int64 array per text, in order (no padding).
-
-    Args:
-        vectorizer: The vocabulary.
-        texts_ds: Unbatched texts (tf.string scalars) or (text, label) pairs.
-        batch_size: Texts vectorised at a time.
-
-    Example:
-
-    >>> import tensorflow as tf
-    >>> from nlp_lstm.text import VectorizerConfig, build_vectorizer, token_id_rows
-    >>> vectorizer = build_vectorizer(tf.data.Dataset.from_tensor_slices(["a film", "a"]), VectorizerConfig())
-    >>> [row.tolist() for row in token_id_rows(vectorizer, tf.data.Dataset.from_tensor_slices(["a film", "b"]))]
-    [[2, 3], [1]]
-    """
-    for texts in _texts_only(texts_ds).batch(batch_size):
-        yield from _token_rows(vectorizer, texts).numpy()
 
 
 def default_bucket_boundaries(max_length: int) -> list[int]:
