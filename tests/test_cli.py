@@ -18,6 +18,7 @@ from sentiment_helpers import tiny_sentiment_model
 
 from nlp_lstm import cli
 from nlp_lstm.cli import build_parser, main
+from nlp_lstm.cli import common as cli_common
 from nlp_lstm.cli import sentiment as cli_sentiment
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,8 +48,9 @@ def subparsers_of(parser: argparse.ArgumentParser):
 
 
 def test_docstring_examples_run():
-    results = doctest.testmod(cli)
-    assert results.attempted >= 3 and results.failed == 0
+    for module, least in ((cli, 3), (cli_common, 4)):
+        results = doctest.testmod(module)
+        assert results.attempted >= least and results.failed == 0, module.__name__
 
 
 @pytest.mark.parametrize(

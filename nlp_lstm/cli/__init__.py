@@ -16,9 +16,8 @@ builds configs and calls the apps; TensorFlow is imported inside the commands, a
 checked, so `--help` and a bad value answer in a second. TensorFlow's C++ start-up lines are kept off
 stderr (`nlp_lstm.console`) unless `nlp-lstm --verbose` or NLP_LSTM_VERBOSE=1 asks for them.
 
-One error policy, for every command: a bad value (argparse's checks, or a config's, raised as
-`usage_error`) prints one `error:` line (argparse's own checks the usage before it) and exits with
-status 2; an error the user can
+One error policy, for every command: a bad value (argparse's checks, through `OneLineParser`, or a
+config's, raised as `usage_error`) prints one `error:` line and exits with status 2; an error the user can
 fix later (bad data, a bad model folder, an unwritable folder: DataError, ModelFolderError,
 StrategyError, OSError) prints one line and exits with status 2; a training run that diverged exits
 with 1, an interrupt with 130; success is 0.
@@ -37,6 +36,7 @@ from collections.abc import Callable
 from nlp_lstm._version import __version__
 from nlp_lstm.checks import pinned_loop
 from nlp_lstm.cli import export, nextword, sentiment, serve
+from nlp_lstm.cli.common import OneLineParser
 from nlp_lstm.console import VERBOSE_ENV, quiet_tensorflow
 from nlp_lstm.data_config import DataError
 from nlp_lstm.distribute import StrategyError
@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     >>> args.epochs, args.dry_run, args.out
     (3, True, None)
     """
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="nlp-lstm",
         description="Train, evaluate, query and export the LSTM apps of nlp_lstm.",
     )

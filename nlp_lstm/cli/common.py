@@ -4,10 +4,37 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import NoReturn
 
 from nlp_lstm.checks import PRECISIONS
 
 DRY_RUN_LIMIT = 16  # reviews per split in a dry run
+
+
+class OneLineParser(argparse.ArgumentParser):
+    r"""An ArgumentParser whose refusals are one line on stderr, exit status 2, without the usage block.
+
+    Its subcommands' parsers are of this class too (argparse makes them of the parent's class).
+
+    Example:
+
+    >>> import contextlib, io
+    >>> from nlp_lstm.cli.common import OneLineParser
+    >>> parser = OneLineParser(prog="tool")
+    >>> _ = parser.add_argument("--n", type=int)
+    >>> err = io.StringIO()
+    >>> with contextlib.redirect_stderr(err):
+    ...     try:
+    ...         parser.parse_args(["--n", "x"])
+    ...     except SystemExit as exit_:
+    ...         print(exit_.code)
+    2
+    >>> err.getvalue()
+    "tool: error: argument --n: invalid int value: 'x' (see tool --help)\n"
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def fraction(text: str) -> float:

@@ -14,8 +14,8 @@ import tempfile
 from dataclasses import replace
 from typing import Any
 
-from nlp_lstm.checks import non_negative_int, positive_int, usage_error
-from nlp_lstm.cli.common import add_precision_argument, note_precision
+from nlp_lstm.checks import non_negative_int, positive_int, positive_number, usage_error
+from nlp_lstm.cli.common import add_precision_argument, fraction, note_precision
 from nlp_lstm.data_config import CorpusConfig
 from nlp_lstm.distribute import StrategyError, add_strategy_arguments, make_strategy, role_of, strategy_config_from_args
 from nlp_lstm.nextword.config import (
@@ -112,7 +112,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--units", type=positive_int, default=d.units, help=f"LSTM units per layer {default}")
     parser.add_argument("--layers", type=int, choices=(1, 2), default=d.num_layers, help=f"LSTM layers {default}")
-    parser.add_argument("--dropout", type=float, default=d.dropout, help=f"dropout between layers {default}")
+    parser.add_argument("--dropout", type=fraction, default=d.dropout, help=f"dropout between layers {default}")
     parser.add_argument(
         "--no-tie-embeddings",
         action="store_true",
@@ -138,7 +138,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         default=d.epochs,
         help=f"validations (with checkpoint and curves) along the way {default}",
     )
-    parser.add_argument("--learning-rate", type=float, default=d.learning_rate, help=f"Adam's peak rate {default}")
+    parser.add_argument(
+        "--learning-rate", type=positive_number, default=d.learning_rate, help=f"Adam's peak rate {default}"
+    )
     parser.add_argument(
         "--patience", type=int, default=d.patience, help=f"epochs without a better val loss before stopping {default}"
     )

@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any
 
-from nlp_lstm.checks import non_negative_int, positive_int, usage_error
+from nlp_lstm.checks import non_negative_int, positive_int, positive_number, usage_error
 from nlp_lstm.cli.common import DRY_RUN_LIMIT, add_data_argument, add_dry_run_argument, fraction
 from nlp_lstm.data_config import DataConfig
 from nlp_lstm.distribute import add_strategy_arguments, make_strategy, strategy_config_from_args
@@ -102,7 +102,7 @@ def add_train_command(apps: Any) -> None:
                         f"words and word pairs, averaged with the BiLSTMs), 0 for none {from_default}")  # fmt: skip
     parser.add_argument(
         "--ngram-c",
-        type=float,
+        type=positive_number,
         default=d.ngram_c,
         help=f"inverse strength of the n-gram member's L2 penalty, as liblinear's C {from_default}",
     )
@@ -120,7 +120,7 @@ def add_train_command(apps: Any) -> None:
     )
     parser.add_argument(
         "--learning-rate",
-        type=float,
+        type=positive_number,
         default=None,
         help=f"Adam's learning rate (with --encoder the head's; each layer below takes 1/2.6 of the one above) "
         f"{both('learning_rate')}",
@@ -134,7 +134,7 @@ def add_train_command(apps: Any) -> None:
         default=d.backup_every,
         help=f"back up the training state every this many steps, for resuming {from_default}",
     )
-    parser.add_argument("--max-train-minutes", type=float, default=d.max_train_minutes,
+    parser.add_argument("--max-train-minutes", type=positive_number, default=d.max_train_minutes,
                         help="stop after the epoch when another would take training past this many minutes "
                         "(default: no limit)")  # fmt: skip
     add_strategy_arguments(parser)
