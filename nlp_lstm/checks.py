@@ -10,9 +10,12 @@ import argparse
 import math
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 SEED_LIMIT = 2**32  # numpy and Keras take seeds in [0, 2**32)
+MAX_SUGGESTIONS = 50  # the prompt's -k / /k
+MAX_MORE_WORDS = 1_000  # the prompt's --more / /more, and predict_next's n
 # Keras dtype policies `train nextword` offers: its embedding lookups and LSTMs compute in bfloat16 under
 # "mixed_bfloat16" (weights stay float32; the projection and the loss compute in float32). It paid for the
 # next-word model (256 units) on a CPU with BF16 instructions, not for the sentiment BiLSTM (64 units):
@@ -118,6 +121,26 @@ def positive_number(text: str) -> float:
     if not 0.0 < value < math.inf:
         raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
     return value
+
+
+def int_in(low: int, high: int) -> Callable[[str], int]:
+    """argparse type: an integer in [low, high].
+
+    Example:
+
+    >>> from nlp_lstm.checks import int_in
+    >>> int_in(1, 50)("7")
+    7
+    """
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be in {low}..{high}, got {text}")
+        return value
+
+    parse.__name__ = "int"  # argparse names the type in "invalid int value"
+    return parse
 
 
 def non_negative_int(text: str) -> int:

@@ -147,9 +147,9 @@ def test_train_nextword_refuses_a_bad_value(flag, dry_run, tmp_path, capsys):
         (["evaluate", "sentiment", "--batch-size", "-3"], "--batch-size: must be >= 1"),
         (["predict", "--batch-size", "0", "text"], "--batch-size: must be >= 1"),
         (["evaluate", "nextword", "--test-texts", "-1"], "--test-texts: must be >= 0"),
-        (["prompt", "--dry-run", "--seed", "-1"], "seed must be an integer in [0, 2**32)"),
-        (["prompt", "--dry-run", "--top-k", "0"], "k must be in 1..50"),
-        (["prompt", "--dry-run", "--more", "-1"], "more_words must be in 0.."),
+        (["prompt", "--dry-run", "--seed", "-1"], "--seed: must be in 0..4294967295, got -1"),
+        (["prompt", "--dry-run", "--top-k", "0"], "--top-k: must be in 1..50, got 0"),
+        (["prompt", "--dry-run", "--more", "-1"], "--more: must be in 0..1000, got -1"),
         (["prompt", "--dry-run", "--rule", "temp inf"], "temperature must be finite and > 0"),
         (["prompt", "--dry-run", "--rule", "temp nan"], "temperature must be finite and > 0"),
         (["prompt", "--dry-run", "--rule", "topp 2"], "top-p needs p in (0, 1]"),
@@ -299,17 +299,22 @@ def test_configs_are_built_and_checked_without_tensorflow(app, argv, printed, tm
         ["train", "nextword", "--learning-rate", "nan"],
         ["train", "nextword", "--corpus", "FOUR"],
         ["train", "nextword", "--corpus", "RANDOM"],
+        ["prompt", "--top-k", "0"],
+        ["prompt", "--more", "1001"],
+        ["prompt", "--seed", "-1"],
     ],
     ids=lambda argv: " ".join(argv),
 )
 def test_the_command_refuses_in_one_line_without_loading_tensorflow(argv, tmp_path):
     files = {"FOUR": str(four_short_paragraphs(tmp_path)), "RANDOM": str(random_bytes(tmp_path, nul=False))}
     out = tmp_path / "out"
-    command = ["nlp-lstm", *[files.get(arg, arg) for arg in argv], "--out", str(out)]
+    command = ["nlp-lstm", *[files.get(arg, arg) for arg in argv], *(["--out", str(out)] if "train" in argv else [])]
     done = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=tmp_path)
     # No TensorFlow: no line of its start-up logs, only the refusal.
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
     assert done.stderr.startswith("nlp-lstm") and "error: " in done.stderr and "Traceback" not in done.stderr
+    if argv[0] == "prompt":  # its flag's own refusal, not another's
+        assert f"{argv[-2]}: must be in" in done.stderr, done.stderr
     assert done.stdout == "" and not out.exists()
 
 

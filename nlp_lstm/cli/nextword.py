@@ -14,7 +14,16 @@ import tempfile
 from dataclasses import replace
 from typing import Any
 
-from nlp_lstm.checks import non_negative_int, positive_int, positive_number, usage_error
+from nlp_lstm.checks import (
+    MAX_MORE_WORDS,
+    MAX_SUGGESTIONS,
+    SEED_LIMIT,
+    int_in,
+    non_negative_int,
+    positive_int,
+    positive_number,
+    usage_error,
+)
 from nlp_lstm.cli.common import add_precision_argument, fraction, note_precision
 from nlp_lstm.data_config import CorpusConfig
 from nlp_lstm.distribute import StrategyError, add_strategy_arguments, make_strategy, role_of, strategy_config_from_args
@@ -268,10 +277,11 @@ def add_prompt_arguments(parser: argparse.ArgumentParser) -> None:
     """Adds the flags of `nlp-lstm prompt` to `parser`."""
     parser.add_argument("--model", metavar="DIR", default=DEFAULT_MODEL_DIR,
                         help="the next-word model folder (default: %(default)s)")  # fmt: skip
-    parser.add_argument("-k", "--top-k", type=int, default=3, help="suggestions shown (default: %(default)s)")
+    parser.add_argument("-k", "--top-k", type=int_in(1, MAX_SUGGESTIONS), default=3,
+                        help="suggestions shown (default: %(default)s)")  # fmt: skip
     parser.add_argument(
         "--more",
-        type=int,
+        type=int_in(0, MAX_MORE_WORDS),
         default=0,
         metavar="N",
         help="pipe mode: also continue each prompt by N words (default: %(default)s)",
@@ -281,7 +291,8 @@ def add_prompt_arguments(parser: argparse.ArgumentParser) -> None:
         default="greedy",
         help="how to continue: greedy, 'topk K', 'topp P', 'temp T' or 'beam B' (default: %(default)s)",
     )
-    parser.add_argument("--seed", type=int, default=None, help="seed of the sampling rules (default: none)")
+    parser.add_argument("--seed", type=int_in(0, SEED_LIMIT - 1), default=None,
+                        help="seed of the sampling rules (default: none)")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="pipe mode: one JSON object per line")
     parser.add_argument(
         "--dry-run", action="store_true", help="use a tiny untrained model and answer one prompt (for CI)"

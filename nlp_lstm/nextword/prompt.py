@@ -29,7 +29,7 @@ from typing import TextIO
 
 import numpy as np
 
-from nlp_lstm.checks import check_seed
+from nlp_lstm.checks import MAX_MORE_WORDS, MAX_SUGGESTIONS, check_seed
 from nlp_lstm.nextword.generate import (
     BeamSearch,
     Continuation,
@@ -51,7 +51,6 @@ HELP = """commands (at the end of a line, then Enter):
   /quit       leave (or Ctrl-D, Ctrl-C)
 keys: Tab accepts the first suggestion, Alt-1 ... Alt-9 the others"""
 _COMMAND = re.compile(r"(?:^|\s)/(more|k|seed|clear|help|quit)\b(.*)$", re.S)
-MAX_MORE_WORDS = 1_000
 
 
 class PromptError(ValueError):
@@ -270,8 +269,8 @@ class PromptConfig:
     next_token_rule: NextTokenRule = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if not 1 <= self.k <= 50:
-            raise ValueError(f"k must be in 1..50, got {self.k}")
+        if not 1 <= self.k <= MAX_SUGGESTIONS:
+            raise ValueError(f"k must be in 1..{MAX_SUGGESTIONS}, got {self.k}")
         if not 0 <= self.more_words <= MAX_MORE_WORDS:
             raise ValueError(f"more_words must be in 0..{MAX_MORE_WORDS}, got {self.more_words}")
         if self.seed is not None:
