@@ -92,6 +92,11 @@ def layer_rates(groups: list[tuple[str, ...]], ratio: float = LAYER_RATE_RATIO) 
     return {name: ratio**-depth for depth, group in enumerate(groups) for name in group}
 
 
+def _layer_of(variable: Any) -> str:
+    """The name of the layer that owns a Keras variable: the first part of its path."""
+    return variable.path.split("/")[0]
+
+
 @keras.saving.register_keras_serializable(package="nlp_lstm")
 class LayerwiseAdam(keras.optimizers.Adam):
     """Adam whose learning rate for a variable is scaled by its layer's factor (1 for layers not named),
@@ -125,13 +130,13 @@ class LayerwiseAdam(keras.optimizers.Adam):
     def restart(self, layers: list[str]) -> None:
         """From the next step, the variables of `layers` count their steps from 1 (their moments are 0)."""
         for index, variable in enumerate(self._trainable_variables):
-            if variable.path.split("/")[0] in layers:
+            if _layer_of(variable) in layers:
                 self._steps_before[index].assign(self.iterations)
 
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
         # The TensorFlow backend hands over the tf.Variable: its Keras variable, by index, has the path.
         index = self._get_variable_index(variable)
-        factor = self.layer_factors.get(self._trainable_variables[index].path.split("/")[0], 1.0)
+        factor = self.layer_factors.get(_layer_of(self._trainable_variables[index]), 1.0)
         rate = ops.cast(learning_rate, variable.dtype) * factor
         gradient = ops.cast(gradient, variable.dtype)
         step = ops.cast(self.iterations + 1 - self._steps_before[index], variable.dtype)  # this variable's k
